@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kix-project/kix/internal/version"
+)
+
+// run runs kix in-process and returns its exit code and output.
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Main(context.Background(), args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"kix ", "commit: ", "go: " + runtime.Version()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	version.Version, version.Commit = "v1.2.3", "abc123"
+	t.Cleanup(func() { version.Version, version.Commit = "", "" })
+	code, out, _ := run(t, "version", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var info version.Info
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if info.Version != "v1.2.3" || info.Commit != "abc123" || info.GoVersion != runtime.Version() {
+		t.Errorf("got %+v", info)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"version", "-o", "xml"},
+		{"version", "extra"},
+		{"no-such-command"},
+		{"version", "--no-such-flag"},
+	} {
+		code, _, stderr := run(t, args...)
+		if code == 0 {
+			t.Errorf("kix %v: exit 0, want an error", args)
+		}
+		if !strings.HasPrefix(stderr, "error: ") {
+			t.Errorf("kix %v: stderr %q does not start with \"error: \"", args, stderr)
+		}
+	}
+	if code, _, _ := run(t, "version", "-o", "xml"); code != ExitUsage {
+		t.Errorf("bad -o value: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	code, out, _ := run(t, "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, cmd := range NewRootCmd(IOStreams{}).Commands() {
+		if cmd.Hidden || cmd.Name() == "help" {
+			continue
+		}
+		if !strings.Contains(out, "\n  "+cmd.Name()+" ") {
+			t.Errorf("--help does not list %s:\n%s", cmd.Name(), out)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Command demo runs kix's main job end to end on this machine: it builds the
+// fixture `hello` with Nix, starts a local Kubernetes cluster with a real
+// node, runs hello's closure as a pod, shows the pod's logs, and tears
+// everything down. `make demo` runs it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kix-project/kix/test/cluster"
+	"github.com/kix-project/kix/test/fixture"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func step(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "\n==> "+format+"\n", args...)
+}
+
+func run(ctx context.Context, w io.Writer) (err error) {
+	step(w, "Building the fixture hello with Nix (test/nix)")
+	hello, err := fixture.BuildAttr(ctx, "hello")
+	if err != nil {
+		return err
+	}
+	closure, err := fixture.ClosureOf(ctx, hello)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "    %s\n    closure: %d store paths\n", hello, len(closure))
+	for _, p := range closure {
+		fmt.Fprintf(w, "      %s\n", p)
+	}
+
+	step(w, "Starting a local cluster: etcd, kube-apiserver %s, controller-manager, scheduler, containerd and a kubelet", cluster.KubeVersion)
+	start := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{
+		Node:     true,
+		Progress: func(msg string) { fmt.Fprintf(w, "    %s\n", msg) },
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step(w, "Tearing down")
+		if stopErr := c.Stop(); stopErr != nil && err == nil {
+			err = stopErr
+		}
+		if left := cluster.Leftovers(c.Info); len(left) > 0 {
+			if err == nil {
+				err = fmt.Errorf("teardown left behind:\n  %s", strings.Join(left, "\n  "))
+			}
+			return
+		}
+		fmt.Fprintln(w, "    stopped; no process, mount, network interface or file of the cluster is left")
+	}()
+	fmt.Fprintf(w, "    ready in %s (kubeconfig: %s)\n", time.Since(start).Round(100*time.Millisecond), c.Info.Kubeconfig)
+
+	step(w, "Making an image of hello's closure and loading it into the node's containerd")
+	img, err := fixture.ClosureImage(closure, []string{hello + "/bin/hello"})
+	if err != nil {
+		return err
+	}
+	ref := "kix.local/" + strings.TrimPrefix(hello, "/nix/store/")
+	if err := c.ImportImage(ctx, ref, img); err != nil {
+		return err
+	}
+	digest, _ := img.Digest()
+	fmt.Fprintf(w, "    %s@%s\n", ref, digest)
+
+	step(w, "Running hello in a pod")
+	pods := c.Client().CoreV1().Pods("default")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "hello", Image: ref, ImagePullPolicy: corev1.PullNever,
+			}},
+		},
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	phase, err := waitForCompletion(ctx, c, "hello")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "    pod/hello %s\n", phase)
+
+	step(w, "kubectl logs hello")
+	logs, err := pods.GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(w, string(logs))
+	if phase != corev1.PodSucceeded {
+		return fmt.Errorf("pod hello %s", phase)
+	}
+	return nil
+}
+
+func waitForCompletion(ctx context.Context, c *cluster.Cluster, name string) (corev1.PodPhase, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		pod, err := c.Client().CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		if p := pod.Status.Phase; p == corev1.PodSucceeded || p == corev1.PodFailed {
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("pod %s still %s: %w", name, pod.Status.Phase, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
