@@ -243,6 +243,16 @@ let
     };
   };
 
+  # An image index: one image per system. Without a cross toolchain the
+  # same roots stand in for the second system; only the index is tested.
+  helloMultiSystemImageSpec = kix.imageSpec {
+    name = "hello-multi";
+    systems = {
+      x86_64-linux.roots = [ hello ];
+      aarch64-linux.roots = [ hello ];
+    };
+  };
+
   # Kubernetes objects naming the images above by store path.
   manifests = pkgs.writeText "manifests.json" (
     builtins.toJSON {
@@ -315,6 +325,7 @@ in
     site
     webserver
     helloImageSpec
+    helloMultiSystemImageSpec
     manifests
     ;
 }

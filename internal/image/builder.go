@@ -1,0 +1,299 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/nix-community/go-nix/pkg/nar"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/kix-project/kix/internal/nix"
+)
+
+// Builder assembles images from store paths into a BlobCache.
+type Builder struct {
+	Store       nix.Store
+	Cache       *BlobCache
+	Layers      int         // layer budget; DefaultLayers if 0
+	Compression Compression // Gzip if empty
+	// System is the Nix system plain store paths are built for
+	// ("x86_64-linux"); the machine's own if empty.
+	System string
+
+	flights   singleflight.Group
+	artifacts sync.Map // store path -> *Artifact
+}
+
+// LayerFormat versions the layer recipe: bump it when the bytes a layer is
+// made of change, so cached layers from older kix are not reused.
+const LayerFormat = "kix-layer-v1"
+
+// CurrentSystem is the Nix system of this machine.
+func CurrentSystem() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64",
+		"ppc64le": "powerpc64le", "s390x": "s390x", "arm": "armv7l"}[runtime.GOARCH]
+	return arch + "-linux"
+}
+
+func (b *Builder) layers() int {
+	if b.Layers <= 0 {
+		return DefaultLayers
+	}
+	return b.Layers
+}
+
+func (b *Builder) compression() Compression {
+	if b.Compression == "" {
+		return Gzip
+	}
+	return b.Compression
+}
+
+func (b *Builder) system() string {
+	if b.System == "" {
+		return CurrentSystem()
+	}
+	return b.System
+}
+
+// Build returns the artifact a store path serves (see the package doc),
+// assembling it the first time. Concurrent calls for one path share the
+// work.
+func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error) {
+	if a, ok := b.artifacts.Load(storePath); ok {
+		return a.(*Artifact), nil
+	}
+	v, err, _ := b.flights.Do("artifact\x00"+storePath, func() (any, error) {
+		a, err := b.build(ctx, storePath)
+		if err != nil {
+			return nil, err
+		}
+		b.artifacts.Store(storePath, a)
+		return a, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Artifact), nil
+}
+
+// Forget drops what Build remembers about a store path, so the next Build
+// re-checks its blobs (after the cache evicted some).
+func (b *Builder) Forget(storePath string) { b.artifacts.Delete(storePath) }
+
+func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error) {
+	if _, err := nix.ParseStorePath(storePath); err != nil {
+		return nil, err
+	}
+	kind, content, err := b.classify(ctx, storePath)
+	if err != nil {
+		return nil, err
+	}
+	a := &Artifact{StorePath: storePath}
+	switch kind {
+	case kindSpec:
+		spec, err := ParseSpec(content)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", storePath, err)
+		}
+		return b.fromSpec(ctx, storePath, spec)
+	case kindArchive:
+		return b.fromArchive(ctx, storePath)
+	}
+	cfg, err := defaultConfig(ctx, b.Store, []string{storePath})
+	if err != nil {
+		return nil, err
+	}
+	a.Image, err = b.BuildRoots(ctx, []string{storePath}, cfg, b.system())
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+type pathKind int
+
+const (
+	kindPackage pathKind = iota
+	kindSpec
+	kindArchive
+)
+
+// classify tells a package from an image spec or an image archive. An image
+// spec is a small JSON file; an archive is a file named .tar, .tar.gz or
+// .tgz.
+func (b *Builder) classify(ctx context.Context, storePath string) (pathKind, []byte, error) {
+	files, err := nix.Files(ctx, b.Store, storePath)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer files.Close()
+	h, err := files.Next()
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading %s: %w", storePath, err)
+	}
+	name := nix.NamePart(storePath)
+	switch {
+	case h.Type != nar.TypeRegular:
+		return kindPackage, nil, nil
+	case strings.HasSuffix(name, ".tar") || strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz"):
+		return kindArchive, nil, nil
+	case strings.HasSuffix(name, ".json") && h.Size <= maxSpecSize:
+		content, err := io.ReadAll(io.LimitReader(files, maxSpecSize))
+		if err != nil {
+			return 0, nil, err
+		}
+		if isSpec(content) {
+			return kindSpec, content, nil
+		}
+	}
+	return kindPackage, nil, nil
+}
+
+// BuildRoots assembles the image of roots' closure for a Nix system.
+func (b *Builder) BuildRoots(ctx context.Context, roots []string, cfg Config, system string) (*Image, error) {
+	platform, err := platformOf(system)
+	if err != nil {
+		return nil, err
+	}
+	closure, err := nix.Closure(ctx, b.Store, roots...)
+	if err != nil {
+		return nil, err
+	}
+	groups := Group(closure, b.layers())
+	layers := make([]Layer, len(groups))
+	paths := make([][]string, len(groups))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+	for i, group := range groups {
+		for _, p := range group {
+			paths[i] = append(paths[i], p.Path)
+		}
+		g.Go(func() error {
+			l, err := b.layer(gctx, group)
+			layers[i] = l
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	raw, err := configJSON(platform, cfg, roots, layers, paths)
+	if err != nil {
+		return nil, err
+	}
+	cd, err := b.Cache.Put(raw)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Platform: platform, Config: raw, ConfigDigest: cd, Layers: layers, Roots: roots, Closure: closure}
+	if err := writeManifests(b.Cache, img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// layer returns the layer of a group of store paths, from the cache if it
+// was built before.
+func (b *Builder) layer(ctx context.Context, group []*nix.PathInfo) (Layer, error) {
+	key := b.layerKey(group)
+	if l, ok := b.cachedLayer(key); ok {
+		return l, nil
+	}
+	v, err, _ := b.flights.Do("layer\x00"+key, func() (any, error) {
+		if l, ok := b.cachedLayer(key); ok {
+			return l, nil
+		}
+		l, err := b.writeLayer(ctx, group)
+		if err != nil {
+			return Layer{}, err
+		}
+		return l, b.rememberLayer(key, l)
+	})
+	if err != nil {
+		return Layer{}, err
+	}
+	return v.(Layer), nil
+}
+
+// layerKey identifies a layer's content: format, compression, and each
+// path with its NAR hash.
+func (b *Builder) layerKey(group []*nix.PathInfo) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", LayerFormat, b.compression())
+	for _, p := range group {
+		fmt.Fprintf(h, "%s %s\n", p.Path, p.NarHash)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (b *Builder) layerIndexPath(key string) string {
+	return filepath.Join(b.Cache.dir, "layers", key+".json")
+}
+
+func (b *Builder) cachedLayer(key string) (Layer, bool) {
+	data, err := os.ReadFile(b.layerIndexPath(key))
+	if err != nil {
+		return Layer{}, false
+	}
+	var l Layer
+	if json.Unmarshal(data, &l) != nil {
+		return Layer{}, false
+	}
+	if _, ok := b.Cache.Stat(l.Digest); !ok {
+		return Layer{}, false
+	}
+	return l, true
+}
+
+func (b *Builder) rememberLayer(key string, l Layer) error {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	tmp := b.layerIndexPath(key) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, b.layerIndexPath(key))
+}
+
+// writeLayer builds a layer's tar stream, hashing it (the diff ID) on its
+// way to the compressor and the cache.
+func (b *Builder) writeLayer(ctx context.Context, group []*nix.PathInfo) (Layer, error) {
+	paths := make([]string, len(group))
+	for i, p := range group {
+		paths[i] = p.Path
+	}
+	c := b.compression()
+	diffHash := sha256.New()
+	digest, size, err := b.Cache.Write(func(w io.Writer) error {
+		zw, err := c.compressor(w)
+		if err != nil {
+			return err
+		}
+		if err := writeLayerTar(ctx, io.MultiWriter(zw, diffHash), b.Store, paths); err != nil {
+			zw.Close()
+			return err
+		}
+		return zw.Close()
+	})
+	if err != nil {
+		return Layer{}, err
+	}
+	l := Layer{Digest: digest, DiffID: hashOf(diffHash), Size: size, MediaType: c.ociLayerType()}
+	if dt, ok := c.dockerLayerType(); ok {
+		l.DockerMediaType = dt
+	}
+	return l, nil
+}

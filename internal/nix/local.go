@@ -1,0 +1,193 @@
+package nix
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nix-community/go-nix/pkg/nar"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+)
+
+// LocalStore is the machine's own Nix store, queried with `nix path-info`
+// (Nix 2.8 or newer; a daemon is used if NIX_REMOTE says so, but none is
+// needed) and read directly from /nix/store.
+type LocalStore struct {
+	// Nix is the nix command; "nix" on PATH if empty.
+	Nix string
+
+	infos sync.Map // path -> *PathInfo; a valid path's metadata never changes
+}
+
+// NewLocalStore returns the local store.
+func NewLocalStore() *LocalStore { return &LocalStore{} }
+
+func (s *LocalStore) String() string { return "local store" }
+
+// PathInfo implements Store.
+func (s *LocalStore) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
+	if info, ok := s.infos.Load(path); ok {
+		return info.(*PathInfo), nil
+	}
+	infos, err := s.query(ctx, []string{path}, false)
+	if err != nil {
+		return nil, err
+	}
+	return infos[0], nil
+}
+
+// Closure implements ClosureQuerier with one nix call.
+func (s *LocalStore) Closure(ctx context.Context, roots []string) ([]*PathInfo, error) {
+	return s.query(ctx, roots, true)
+}
+
+// NAR implements Store by serialising the path from disk.
+func (s *LocalStore) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
+	if _, err := s.PathInfo(ctx, path); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(nar.DumpPath(pw, path))
+	}()
+	return pr, nil
+}
+
+// Files implements FileOpener by reading the store directly.
+func (s *LocalStore) Files(ctx context.Context, path string) (FileReader, error) {
+	if _, err := s.PathInfo(ctx, path); err != nil {
+		return nil, err
+	}
+	return openDirFiles(path)
+}
+
+// pathInfoJSON is one entry of `nix path-info --json`: a list of these in
+// Nix before 2.19, an object keyed by path (null for invalid paths) after.
+type pathInfoJSON struct {
+	Path       string   `json:"path"`
+	Valid      *bool    `json:"valid"`
+	NarHash    string   `json:"narHash"`
+	NarSize    uint64   `json:"narSize"`
+	References []string `json:"references"`
+	Deriver    string   `json:"deriver"`
+	Signatures []string `json:"signatures"`
+	CA         string   `json:"ca"`
+}
+
+func (s *LocalStore) query(ctx context.Context, paths []string, recursive bool) ([]*PathInfo, error) {
+	for _, p := range paths {
+		if _, err := ParseStorePath(p); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"--extra-experimental-features", "nix-command", "path-info", "--json"}
+	if recursive {
+		args = append(args, "--recursive")
+	}
+	args = append(args, "--")
+	args = append(args, paths...)
+	nixCmd := s.Nix
+	if nixCmd == "" {
+		nixCmd = "nix"
+	}
+	cmd := exec.CommandContext(ctx, nixCmd, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "is not valid") || strings.Contains(msg, "don't know how to build") {
+			return nil, &NotFoundError{Path: strings.Join(paths, " "), Store: s.String()}
+		}
+		var execErr *exec.Error
+		if errors.As(err, &execErr) {
+			return nil, fmt.Errorf("running nix: %w", err)
+		}
+		return nil, fmt.Errorf("nix path-info %s: %v: %s", strings.Join(paths, " "), err, msg)
+	}
+	entries, err := decodePathInfos(stdout.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("nix path-info %s: %w", strings.Join(paths, " "), err)
+	}
+	infos := make([]*PathInfo, 0, len(entries))
+	for _, e := range entries {
+		if e.Valid != nil && !*e.Valid || e.NarHash == "" {
+			return nil, &NotFoundError{Path: e.Path, Store: s.String()}
+		}
+		narHash, err := NormalizeHash(e.NarHash)
+		if err != nil {
+			return nil, fmt.Errorf("%s: narHash: %w", e.Path, err)
+		}
+		refs := slices.Clone(e.References)
+		for i, r := range refs {
+			if !strings.HasPrefix(r, "/") {
+				refs[i] = StoreDir + "/" + r
+			}
+		}
+		slices.Sort(refs)
+		info := &PathInfo{
+			Path:       e.Path,
+			NarHash:    narHash,
+			NarSize:    e.NarSize,
+			References: refs,
+			Deriver:    e.Deriver,
+			Signatures: e.Signatures,
+			CA:         e.CA,
+		}
+		s.infos.Store(info.Path, info)
+		infos = append(infos, info)
+	}
+	if !recursive && len(infos) != len(paths) {
+		return nil, fmt.Errorf("nix path-info: asked for %d paths, got %d", len(paths), len(infos))
+	}
+	if recursive {
+		SortPathInfos(infos)
+	}
+	return infos, nil
+}
+
+func decodePathInfos(data []byte) ([]pathInfoJSON, error) {
+	var list []pathInfoJSON
+	if err := json.Unmarshal(data, &list); err == nil {
+		return list, nil
+	}
+	var byPath map[string]*pathInfoJSON
+	if err := json.Unmarshal(data, &byPath); err != nil {
+		return nil, fmt.Errorf("decoding output: %w", err)
+	}
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range byPath {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, k := range keys {
+		e := byPath[k]
+		if e == nil {
+			invalid := false
+			e = &pathInfoJSON{Valid: &invalid}
+		}
+		e.Path = k
+		list = append(list, *e)
+	}
+	return list, nil
+}
+
+// NormalizeHash turns any hash notation Nix prints (SRI "sha256-<base64>",
+// "sha256:<base32>", "sha256:<hex>") into "sha256:<nixbase32>", the form
+// narinfo files and signatures use.
+func NormalizeHash(s string) (string, error) {
+	h, err := nixhash.ParseAny(s, nil)
+	if err != nil {
+		return "", err
+	}
+	return h.Format(nixhash.NixBase32, true), nil
+}
