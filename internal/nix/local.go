@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +67,24 @@ func (s *LocalStore) Files(ctx context.Context, path string) (FileReader, error)
 		return nil, err
 	}
 	return openDirFiles(path)
+}
+
+// PathFromHash implements HashQuerier by looking for <hash>-* in the
+// store folder, then checking the path is valid.
+func (s *LocalStore) PathFromHash(ctx context.Context, hash string) (string, error) {
+	matches, err := filepath.Glob(StoreDir + "/" + hash + "-*")
+	if err != nil {
+		return "", err
+	}
+	for _, m := range matches {
+		if strings.HasSuffix(m, ".lock") || strings.HasSuffix(m, ".chroot") {
+			continue
+		}
+		if _, err := s.PathInfo(ctx, m); err == nil {
+			return m, nil
+		}
+	}
+	return "", &NotFoundError{Path: StoreDir + "/" + hash + "-…", Store: s.String()}
 }
 
 // pathInfoJSON is one entry of `nix path-info --json`: a list of these in

@@ -54,6 +54,12 @@ type ClosureQuerier interface {
 	Closure(ctx context.Context, roots []string) ([]*PathInfo, error)
 }
 
+// HashQuerier is implemented by stores that find a store path from its
+// hash part alone.
+type HashQuerier interface {
+	PathFromHash(ctx context.Context, hash string) (string, error)
+}
+
 // FileOpener is implemented by stores that read a path's files directly,
 // faster than by parsing its NAR.
 type FileOpener interface {

@@ -1,0 +1,241 @@
+package nix
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"golang.org/x/sync/singleflight"
+)
+
+// notFoundTTL is how long a binary cache's "no such path" is believed, so a
+// closure walk or a registry asking again does not hammer the cache.
+const notFoundTTL = 30 * time.Second
+
+// BinaryCacheOptions configures a BinaryCache.
+type BinaryCacheOptions struct {
+	// TrustedKeys are public keys in Nix's format ("name:base64"); a
+	// narinfo must carry a valid signature by one of them.
+	TrustedKeys []string
+	// AllowUnsigned accepts narinfos without a valid signature (like Nix's
+	// require-sigs = false). Default false.
+	AllowUnsigned bool
+	// Client is the HTTP client; http.DefaultClient if nil.
+	Client *http.Client
+	// CacheDir, if set, keeps verified NARs on disk (uncompressed,
+	// content-addressed by NAR hash) so a path is downloaded once.
+	CacheDir string
+}
+
+// BinaryCache is a Nix binary cache served over HTTP (a substituter), read
+// without Nix.
+//
+// What is verified, and when:
+//
+//   - nix-cache-info is fetched on first use and must declare StoreDir
+//     /nix/store.
+//   - A narinfo is believed only if it is for the path asked for and carries
+//     a valid signature, by a trusted key, over Nix's fingerprint of the path,
+//     its NAR hash, NAR size and references (unless AllowUnsigned). Its URL,
+//     compression and file hash are not signed, which is why the NAR is
+//     checked as well.
+//   - A NAR is downloaded to a file, decompressed, and returned only once its
+//     SHA-256 and size equal the signed NarHash and NarSize (and the
+//     compressed file's FileHash and FileSize, when the narinfo gives them).
+//     A NAR that does not match is deleted and nothing is returned.
+//   - NARs kept in CacheDir were verified when written; on reuse only their
+//     size is checked again.
+//
+// Verified PathInfos are kept in memory for the BinaryCache's lifetime
+// (store paths never change), and the cache's word that a path is missing
+// for 30 seconds.
+type BinaryCache struct {
+	url           string   // without a trailing slash
+	base          *url.URL // url with a trailing slash, to resolve NAR URLs
+	keys          []signature.PublicKey
+	allowUnsigned bool
+	client        *http.Client
+	cacheDir      string
+
+	infoMu      sync.Mutex // guards infoChecked; held while fetching nix-cache-info
+	infoChecked bool
+
+	entries   sync.Map // store path -> *cacheEntry
+	missing   sync.Map // store path -> time.Time until which it is believed missing
+	downloads singleflight.Group
+}
+
+// NewBinaryCache returns the binary cache at rawURL (http or https).
+func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error) {
+	trimmed := strings.TrimRight(rawURL, "/")
+	base, err := url.Parse(trimmed + "/")
+	if err != nil {
+		return nil, fmt.Errorf("binary cache URL %q: %w", rawURL, err)
+	}
+	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
+		return nil, fmt.Errorf("binary cache URL %q: want http:// or https://", rawURL)
+	}
+	keys, err := parseKeys(opts.TrustedKeys)
+	if err != nil {
+		return nil, err
+	}
+	client := opts.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &BinaryCache{
+		url:           trimmed,
+		base:          base,
+		keys:          keys,
+		allowUnsigned: opts.AllowUnsigned,
+		client:        client,
+		cacheDir:      opts.CacheDir,
+	}, nil
+}
+
+func parseKeys(keys []string) ([]signature.PublicKey, error) {
+	parsed := make([]signature.PublicKey, 0, len(keys))
+	for _, k := range keys {
+		pk, err := signature.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("trusted key %q: %w", k, err)
+		}
+		parsed = append(parsed, pk)
+	}
+	return parsed, nil
+}
+
+// String returns the cache's URL.
+func (c *BinaryCache) String() string { return c.url }
+
+// PathInfo implements Store. The narinfo's signature is checked before
+// anything in it is believed.
+func (c *BinaryCache) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
+	e, err := c.entry(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return e.info, nil
+}
+
+// entry returns the verified narinfo of path, from memory if it can.
+func (c *BinaryCache) entry(ctx context.Context, path string) (*cacheEntry, error) {
+	sp, err := ParseStorePath(path)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := c.entries.Load(sp); ok {
+		return e.(*cacheEntry), nil
+	}
+	if c.recentlyMissing(sp) {
+		return nil, &NotFoundError{Path: sp, Store: c.String()}
+	}
+	if err := c.checkCacheInfo(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", sp, err)
+	}
+	e, err := c.fetchEntry(ctx, sp)
+	if errors.Is(err, ErrNotFound) {
+		c.missing.Store(sp, time.Now().Add(notFoundTTL))
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.entries.Store(sp, e)
+	return e, nil
+}
+
+func (c *BinaryCache) recentlyMissing(path string) bool {
+	until, ok := c.missing.Load(path)
+	if !ok {
+		return false
+	}
+	if time.Now().Before(until.(time.Time)) {
+		return true
+	}
+	c.missing.CompareAndDelete(path, until)
+	return false
+}
+
+// checkCacheInfo fetches nix-cache-info once and checks its StoreDir. A
+// failure is not remembered: the next call tries again.
+func (c *BinaryCache) checkCacheInfo(ctx context.Context) error {
+	c.infoMu.Lock()
+	defer c.infoMu.Unlock()
+	if c.infoChecked {
+		return nil
+	}
+	u := c.url + "/nix-cache-info"
+	resp, err := c.get(ctx, u)
+	if isStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("%s is not a Nix binary cache: %w", c, err)
+	}
+	if err != nil {
+		return fmt.Errorf("binary cache %s: %w", c, err)
+	}
+	defer resp.Body.Close()
+	storeDir, err := parseCacheInfo(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("%s is not a Nix binary cache: %s: %w", c, u, err)
+	}
+	if storeDir != StoreDir {
+		return fmt.Errorf("binary cache %s is for store %s, not %s", c, storeDir, StoreDir)
+	}
+	c.infoChecked = true
+	return nil
+}
+
+// parseCacheInfo returns the StoreDir of a nix-cache-info file
+// ("StoreDir: /nix/store", "WantMassQuery: 1", "Priority: 40").
+func parseCacheInfo(r io.Reader) (string, error) {
+	scanner := bufio.NewScanner(r)
+	for scanner.Scan() {
+		key, value, _ := strings.Cut(scanner.Text(), ":")
+		if key == "StoreDir" {
+			return strings.TrimSpace(value), nil
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return "", err
+	}
+	return "", errors.New("no StoreDir")
+}
+
+// statusError is an HTTP answer other than 200 OK.
+type statusError struct {
+	URL    string
+	Status string // "404 Not Found"
+	Code   int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s", e.URL, e.Status) }
+
+func isStatus(err error, code int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// get fetches u; anything but 200 OK is a *statusError. The caller closes
+// the body.
+func (c *BinaryCache) get(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, &statusError{URL: u, Status: resp.Status, Code: resp.StatusCode}
+	}
+	return resp, nil
+}

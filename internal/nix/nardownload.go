@@ -1,0 +1,253 @@
+package nix
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+	"github.com/ulikunitz/xz"
+)
+
+// maxTrailingBytes bounds what is read after the end of a compressed stream
+// to hash the whole file when the narinfo gives a FileHash but no FileSize.
+const maxTrailingBytes = 1 << 20
+
+// NAR implements Store. The NAR is downloaded to a file and returned only
+// once it matches the narinfo's signed NarHash and NarSize. Without a
+// CacheDir the file is temporary, deleted on Close, and every call
+// downloads; with one, the NAR is kept there and concurrent calls for a path
+// share one download (made with the first caller's ctx).
+func (c *BinaryCache) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
+	e, err := c.entry(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if c.cacheDir == "" {
+		f, err := c.download(ctx, e, os.TempDir())
+		if err != nil {
+			return nil, err
+		}
+		return tempNAR{f}, nil
+	}
+	return c.cachedNAR(ctx, e)
+}
+
+// tempNAR is a verified NAR in a temporary file, deleted on Close.
+type tempNAR struct{ *os.File }
+
+func (t tempNAR) Close() error {
+	err := t.File.Close()
+	if rmErr := os.Remove(t.Name()); err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// cachedNAR opens the NAR in CacheDir, downloading it there first if needed.
+func (c *BinaryCache) cachedNAR(ctx context.Context, e *cacheEntry) (io.ReadCloser, error) {
+	name := filepath.Join(c.cacheDir, strings.TrimPrefix(e.info.NarHash, "sha256:")+".nar")
+	if f := openSized(name, e.info.NarSize); f != nil {
+		return f, nil
+	}
+	_, err, _ := c.downloads.Do(name, func() (any, error) {
+		return nil, c.fill(ctx, e, name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f := openSized(name, e.info.NarSize); f != nil {
+		return f, nil
+	}
+	return nil, fmt.Errorf("%s: NAR from %s vanished from %s", e.info.Path, c, c.cacheDir)
+}
+
+// fill downloads the NAR into CacheDir as name, unless a call that just
+// finished already did.
+func (c *BinaryCache) fill(ctx context.Context, e *cacheEntry, name string) error {
+	if f := openSized(name, e.info.NarSize); f != nil {
+		return f.Close()
+	}
+	if err := os.MkdirAll(c.cacheDir, 0o755); err != nil {
+		return fmt.Errorf("%s: NAR cache: %w", e.info.Path, err)
+	}
+	f, err := c.download(ctx, e, c.cacheDir)
+	if err != nil {
+		return err
+	}
+	err = f.Close()
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("%s: keeping NAR from %s: %w", e.info.Path, c, err)
+	}
+	return nil
+}
+
+// openSized opens a cached NAR if it has the expected size. One that does
+// not (a crash, a full disk) is deleted.
+func openSized(name string, size uint64) *os.File {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Mode().IsRegular() && uint64(fi.Size()) == size {
+		return f
+	}
+	f.Close()
+	os.Remove(name)
+	return nil
+}
+
+// download writes the verified NAR of e to a new file in dir and returns it,
+// positioned at its start. On error no file is left behind.
+func (c *BinaryCache) download(ctx context.Context, e *cacheEntry, dir string) (_ *os.File, err error) {
+	path := e.info.Path
+	ref, err := url.Parse(e.nar.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: NAR URL in %s: %w", path, c, err)
+	}
+	u := c.base.ResolveReference(ref).String()
+	resp, err := c.get(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	f, err := os.CreateTemp(dir, ".nar-download-*")
+	if err != nil {
+		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := c.copyVerified(f, resp.Body, e.nar, u); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// copyVerified decompresses the file at u (read from body) into dst and
+// checks it against ni. It reads at most one byte more than NarSize.
+func (c *BinaryCache) copyVerified(dst io.Writer, body io.Reader, ni *narinfo.NarInfo, u string) error {
+	file := newDigest()
+	compressed := io.TeeReader(body, file)
+	dec, err := decompress(ni.Compression, compressed)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", u, err)
+	}
+	defer dec.Close()
+	nar := newDigest()
+	limited := io.LimitReader(dec, int64(ni.NarSize)+1)
+	if _, err := io.Copy(io.MultiWriter(dst, nar), limited); err != nil {
+		return fmt.Errorf("reading %s: %w", u, err)
+	}
+	if err := c.checkNAR(nar, ni); err != nil {
+		return err
+	}
+	return checkFile(file, compressed, ni, u)
+}
+
+// decompress undoes a narinfo's Compression. go-nix reads a missing
+// Compression as bzip2, as Nix does.
+func decompress(compression string, r io.Reader) (io.ReadCloser, error) {
+	switch compression {
+	case "none":
+		return io.NopCloser(r), nil
+	case "xz":
+		xr, err := xz.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		return io.NopCloser(xr), nil
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	case "bzip2":
+		return io.NopCloser(bzip2.NewReader(r)), nil
+	case "gzip":
+		return gzip.NewReader(r)
+	}
+	return nil, fmt.Errorf("unsupported compression %q", compression)
+}
+
+func (c *BinaryCache) checkNAR(got *digest, ni *narinfo.NarInfo) error {
+	switch want := ni.NarHash.Format(nixhash.NixBase32, true); {
+	case got.n > ni.NarSize:
+		return fmt.Errorf("NAR size mismatch: cache %s served more than the %d bytes narinfo says", c, ni.NarSize)
+	case !got.matches(ni.NarHash):
+		return fmt.Errorf("NAR hash mismatch: cache %s served %s, narinfo says %s", c, got, want)
+	case got.n != ni.NarSize:
+		return fmt.Errorf("NAR size mismatch: cache %s served %d bytes, narinfo says %d", c, got.n, ni.NarSize)
+	}
+	return nil
+}
+
+// checkFile checks the compressed file's FileSize and FileHash, when the
+// narinfo gives them, reading what the decompressor left of it.
+func checkFile(got *digest, rest io.Reader, ni *narinfo.NarInfo, u string) error {
+	if ni.FileHash == nil && ni.FileSize == 0 {
+		return nil
+	}
+	limit := int64(maxTrailingBytes)
+	if ni.FileSize > 0 {
+		limit = int64(ni.FileSize) + 1 - int64(got.n)
+	}
+	if _, err := io.Copy(io.Discard, io.LimitReader(rest, max(limit, 0))); err != nil {
+		return fmt.Errorf("reading %s: %w", u, err)
+	}
+	if ni.FileSize > 0 && got.n != ni.FileSize {
+		return fmt.Errorf("file size mismatch: %s has %d bytes, narinfo says %d", u, got.n, ni.FileSize)
+	}
+	if ni.FileHash != nil && !got.matches(ni.FileHash) {
+		return fmt.Errorf("file hash mismatch: %s has %s, narinfo says %s",
+			u, got, ni.FileHash.Format(nixhash.NixBase32, true))
+	}
+	return nil
+}
+
+// digest takes the SHA-256 of what is written to it, and counts it.
+type digest struct {
+	h hash.Hash
+	n uint64
+}
+
+func newDigest() *digest { return &digest{h: sha256.New()} }
+
+func (d *digest) Write(p []byte) (int, error) {
+	d.h.Write(p)
+	d.n += uint64(len(p))
+	return len(p), nil
+}
+
+func (d *digest) matches(want *nixhash.HashWithEncoding) bool {
+	return want.Algo() == nixhash.SHA256 && bytes.Equal(d.h.Sum(nil), want.Digest())
+}
+
+// String gives the hash as narinfos do: "sha256:<nixbase32>".
+func (d *digest) String() string {
+	return "sha256:" + nixbase32.EncodeToString(d.h.Sum(nil))
+}

@@ -1,0 +1,112 @@
+package nix
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ErrUnknownAttribute is wrapped by errors for attributes a package set
+// does not have.
+var ErrUnknownAttribute = errors.New("unknown attribute")
+
+// PackageSet is a Nix file (or folder with a default.nix) or a flake
+// reference whose attributes are packages, as nixery's package sets are.
+// Flake references contain a '#' or a scheme ("github:owner/repo#").
+type PackageSet struct {
+	Ref string
+	// Nix is the nix command; "nix" on PATH if empty.
+	Nix string
+}
+
+var flakeScheme = regexp.MustCompile(`^[a-z+]+:`)
+
+var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*$`)
+
+// Build builds the attributes and returns their default outputs, in the
+// order asked.
+func (p *PackageSet) Build(ctx context.Context, attrs []string) ([]string, error) {
+	for _, a := range attrs {
+		if !attrName.MatchString(a) {
+			return nil, fmt.Errorf("%q is not an attribute name: %w", a, ErrUnknownAttribute)
+		}
+	}
+	args := []string{"--extra-experimental-features", "nix-command flakes", "build", "--no-link", "--json"}
+	if p.isFlake() {
+		base := strings.TrimSuffix(p.Ref, "#")
+		for _, a := range attrs {
+			args = append(args, base+"#"+a)
+		}
+	} else {
+		args = append(args, "--file", p.Ref)
+		args = append(args, attrs...)
+	}
+	nixCmd := p.Nix
+	if nixCmd == "" {
+		nixCmd = "nix"
+	}
+	cmd := exec.CommandContext(ctx, nixCmd, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, p.buildError(attrs, err, stderr.String())
+	}
+	var built []struct {
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &built); err != nil {
+		return nil, fmt.Errorf("nix build %s: decoding output: %w", p.Ref, err)
+	}
+	if len(built) != len(attrs) {
+		return nil, fmt.Errorf("nix build %s: asked for %d attributes, got %d results", p.Ref, len(attrs), len(built))
+	}
+	paths := make([]string, len(built))
+	for i, b := range built {
+		out, ok := b.Outputs["out"]
+		if !ok && len(b.Outputs) > 0 {
+			names := slices.Sorted(func(yield func(string) bool) {
+				for n := range b.Outputs {
+					if !yield(n) {
+						return
+					}
+				}
+			})
+			out = b.Outputs[names[0]]
+		}
+		if out == "" {
+			return nil, fmt.Errorf("%s in %s has no outputs", attrs[i], p.Ref)
+		}
+		paths[i] = out
+	}
+	return paths, nil
+}
+
+func (p *PackageSet) isFlake() bool {
+	return strings.Contains(p.Ref, "#") || flakeScheme.MatchString(p.Ref)
+}
+
+var missingAttr = regexp.MustCompile(`attribute '([^']*)' in selection path '[^']*' not found|does not provide attribute '([^']*)'`)
+
+func (p *PackageSet) buildError(attrs []string, err error, stderr string) error {
+	msg := strings.TrimSpace(stderr)
+	if m := missingAttr.FindStringSubmatch(msg); m != nil {
+		name := m[1] + m[2]
+		return fmt.Errorf("package set %s has no attribute %q: %w", p.Ref, name, ErrUnknownAttribute)
+	}
+	return fmt.Errorf("building %s from %s: %v: %s", strings.Join(attrs, " "), p.Ref, err, lastLines(msg, 20))
+}
+
+// lastLines keeps the end of a long build log for an error message.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
