@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -41,4 +42,16 @@ func writeStructured(w io.Writer, format outputFormat, v any) error {
 		return err
 	}
 	return fmt.Errorf("writeStructured: format %q is not structured", format)
+}
+
+// parseBytes reads a size such as 1048576, 500Mi or 10Gi.
+func parseBytes(s string) (int64, error) {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: %w", s, err)
+	}
+	if q.Sign() <= 0 {
+		return 0, fmt.Errorf("size %q must be positive", s)
+	}
+	return q.Value(), nil
 }

@@ -72,7 +72,12 @@ pods mount, all derived from one closure.`,
 	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log verbosity: 0 warnings and errors, 1 progress, 2 debug")
 	root.CompletionOptions.HiddenDefaultCmd = true
 
-	root.AddCommand(NewCmdVersion(streams))
+	root.AddCommand(
+		NewCmdRegistry(streams),
+		NewCmdPush(streams),
+		NewCmdImage(streams),
+		NewCmdVersion(streams),
+	)
 	return root
 }
 

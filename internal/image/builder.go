@@ -59,7 +59,8 @@ func (b *Builder) compression() Compression {
 	return b.Compression
 }
 
-func (b *Builder) system() string {
+// SystemOrDefault is the Nix system images are made for by default.
+func (b *Builder) SystemOrDefault() string {
 	if b.System == "" {
 		return CurrentSystem()
 	}
@@ -110,11 +111,11 @@ func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error
 	case kindArchive:
 		return b.fromArchive(ctx, storePath)
 	}
-	cfg, err := defaultConfig(ctx, b.Store, []string{storePath})
+	cfg, err := DefaultConfig(ctx, b.Store, []string{storePath})
 	if err != nil {
 		return nil, err
 	}
-	a.Image, err = b.BuildRoots(ctx, []string{storePath}, cfg, b.system())
+	a.Image, err = b.BuildRoots(ctx, []string{storePath}, cfg, b.SystemOrDefault())
 	if err != nil {
 		return nil, err
 	}

@@ -117,10 +117,10 @@ func describeLayer(paths []string) string {
 	return "store paths: " + strings.Join(names, " ")
 }
 
-// defaultConfig is the config of an image made from roots alone: PATH holds
+// DefaultConfig is the config of an image made from roots alone: PATH holds
 // each root's bin, and if a single root has exactly one program in bin/,
 // that program is the entrypoint.
-func defaultConfig(ctx context.Context, store nix.Store, roots []string) (Config, error) {
+func DefaultConfig(ctx context.Context, store nix.Store, roots []string) (Config, error) {
 	cfg := Config{Env: map[string]string{"PATH": binPath(roots)}}
 	if len(roots) != 1 {
 		return cfg, nil

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
+	"github.com/kix-project/kix/test/storetest"
 )
 
 func newBuilder(t *testing.T, store nix.Store) *Builder {
@@ -271,29 +270,9 @@ func TestMultiSystemSpecGivesAnIndex(t *testing.T) {
 	}
 }
 
-// countingStore counts how often each path's files are read.
-type countingStore struct {
-	nix.Store
-	mu    sync.Mutex
-	reads map[string]int
-	total atomic.Int64
-}
-
-func (c *countingStore) Files(ctx context.Context, path string) (nix.FileReader, error) {
-	c.mu.Lock()
-	c.reads[path]++
-	c.mu.Unlock()
-	c.total.Add(1)
-	return nix.Files(ctx, c.Store, path)
-}
-
-func (c *countingStore) Closure(ctx context.Context, roots []string) ([]*nix.PathInfo, error) {
-	return nix.Closure(ctx, c.Store, roots...)
-}
-
 func TestConcurrentBuildsShareWork(t *testing.T) {
 	hello := fixture.Build(t, "hello")
-	store := &countingStore{Store: nix.NewLocalStore(), reads: map[string]int{}}
+	store := storetest.NewCounting(nix.NewLocalStore())
 	b := newBuilder(t, store)
 	var wg sync.WaitGroup
 	digests := make([]v1.Hash, 20)
@@ -322,18 +301,18 @@ func TestConcurrentBuildsShareWork(t *testing.T) {
 		if p == hello {
 			want = 3
 		}
-		if got := store.reads[p]; got != want {
+		if got := store.Reads(p); got != want {
 			t.Errorf("%s read %d times, want %d", p, got, want)
 		}
 	}
 
 	// A second builder on the same cache reuses the layers without reading.
-	before := store.total.Load()
+	before := store.Total()
 	b2 := &Builder{Store: store, Cache: b.Cache, System: "x86_64-linux"}
 	if a := build(t, b2, hello); a.Image.OCI.Digest != digests[0] {
 		t.Errorf("rebuild from cache gave %s, want %s", a.Image.OCI.Digest, digests[0])
 	}
-	if reads := store.total.Load() - before; reads != 2 {
+	if reads := store.Total() - before; reads != 2 {
 		t.Errorf("a rebuild from a warm cache read store files %d times, want 2 (classify and bin/)", reads)
 	}
 }
@@ -347,8 +326,4 @@ func TestNotFound(t *testing.T) {
 	if _, err := b.Build(context.Background(), "/etc/passwd"); err == nil {
 		t.Error("Build of a path outside the store succeeded")
 	}
-}
-
-func TestMain(m *testing.M) {
-	os.Exit(m.Run())
 }
