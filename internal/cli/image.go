@@ -59,7 +59,7 @@ func resolveStorePath(arg string) (string, error) {
 	}
 	sp, _, err := nix.SplitStorePath(p)
 	if err != nil {
-		return "", fmt.Errorf("%s is not in the Nix store: %w", arg, err)
+		return "", fmt.Errorf("%s is not in the Nix store", arg)
 	}
 	return sp, nil
 }

@@ -74,7 +74,7 @@ func pushRun(ctx context.Context, opts *PushOptions, source, dest string) error 
 	}
 	ref, err := pushReference(dest, storePath, opts.Insecure)
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageError{err}
 	}
 	store, err := opts.store()
 	if err != nil {
@@ -113,7 +113,11 @@ func pushReference(dest, storePath string, insecure bool) (name.Reference, error
 	if !strings.ContainsAny(last, ":@") {
 		dest += ":" + nix.HashPart(storePath)
 	}
-	return name.ParseReference(dest, nopts...)
+	ref, err := name.ParseReference(dest, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", dest, err)
+	}
+	return ref, nil
 }
 
 func push(ctx context.Context, cache *image.BlobCache, a *image.Artifact, ref name.Reference, opts *PushOptions) (*PushResult, error) {

@@ -515,7 +515,7 @@ func TestBinaryCacheCacheInfo(t *testing.T) {
 		{name: "missing", wantErr: " is not a Nix binary cache: GET "},
 		{name: "other store", cacheInfo: "StoreDir: /gnu/store\n", wantErr: " is for store /gnu/store, not /nix/store"},
 		{name: "no StoreDir", cacheInfo: "<html>hello</html>\n", wantErr: " is not a Nix binary cache: "},
-		{name: "Nix store", cacheInfo: "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n", wantErr: ErrNotFound.Error()},
+		{name: "Nix store", cacheInfo: "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n", wantErr: " is not in http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

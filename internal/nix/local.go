@@ -30,7 +30,7 @@ type LocalStore struct {
 // NewLocalStore returns the local store.
 func NewLocalStore() *LocalStore { return &LocalStore{} }
 
-func (s *LocalStore) String() string { return "local store" }
+func (s *LocalStore) String() string { return "the local store" }
 
 // PathInfo implements Store.
 func (s *LocalStore) PathInfo(ctx context.Context, path string) (*PathInfo, error) {

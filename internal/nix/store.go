@@ -30,7 +30,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("%s: %s %v", e.Path, e.Store, ErrNotFound)
+	return fmt.Sprintf("%s is not in %s", e.Path, e.Store)
 }
 
 func (e *NotFoundError) Unwrap() error { return ErrNotFound }

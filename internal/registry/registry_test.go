@@ -522,4 +522,3 @@ func TestBaseEndpoint(t *testing.T) {
 		t.Errorf("/v2/: %d %v %s", status, h, body)
 	}
 }
-

@@ -104,3 +104,22 @@ func (c *Cluster) Ctr(ctx context.Context, args ...string) ([]byte, error) {
 	}
 	return ctrCommand(ctx, bins.Ctr, c.Info.ContainerdAddress, args...).CombinedOutput()
 }
+
+// MirrorRegistry makes the node's containerd pull images named host/...
+// from endpoint (http://127.0.0.1:PORT) instead: what a cluster does to map
+// nix.internal to a kix registry. containerd reads the file on each pull.
+func (c *Cluster) MirrorRegistry(host, endpoint string) error {
+	if c.Info.RegistryConfigDir == "" {
+		return fmt.Errorf("cluster has no node")
+	}
+	dir := filepath.Join(c.Info.RegistryConfigDir, host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(HostsTOML(endpoint)), 0o644)
+}
+
+// HostsTOML is the containerd hosts.toml that sends pulls to endpoint.
+func HostsTOML(endpoint string) string {
+	return fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", endpoint, endpoint)
+}

@@ -1,15 +1,18 @@
 // Command demo runs kix's main job end to end on this machine: it builds the
 // fixture `hello` with Nix, starts a local Kubernetes cluster with a real
-// node, runs hello's closure as a pod, shows the pod's logs, and tears
-// everything down. `make demo` runs it.
+// node and `kix registry` on the local store, maps nix.internal to the
+// registry, runs a pod whose image is hello's store path, shows the pod's
+// logs, and tears everything down. `make demo` runs it.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,8 +25,10 @@ import (
 )
 
 func main() {
+	kixBin := flag.String("kix", filepath.Join(fixture.Root(), "bin", "kix"), "the kix binary to demonstrate")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdout)
+	err := run(ctx, os.Stdout, *kixBin)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
@@ -35,7 +40,8 @@ func step(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "\n==> "+format+"\n", args...)
 }
 
-func run(ctx context.Context, w io.Writer) (err error) {
+func run(ctx context.Context, w io.Writer, kixBin string) (err error) {
+	kix := &kixRunner{bin: kixBin, w: w}
 	step(w, "Building the fixture hello with Nix (test/nix)")
 	hello, err := fixture.BuildAttr(ctx, "hello")
 	if err != nil {
@@ -61,6 +67,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 	}
 	defer func() {
 		step(w, "Tearing down")
+		kix.stopAll()
 		if stopErr := c.Stop(); stopErr != nil && err == nil {
 			err = stopErr
 		}
@@ -74,27 +81,34 @@ func run(ctx context.Context, w io.Writer) (err error) {
 	}()
 	fmt.Fprintf(w, "    ready in %s (kubeconfig: %s)\n", time.Since(start).Round(100*time.Millisecond), c.Info.Kubeconfig)
 
-	step(w, "Making an image of hello's closure and loading it into the node's containerd")
-	img, err := fixture.ClosureImage(closure, []string{hello + "/bin/hello"})
+	step(w, "Serving the local Nix store as an OCI registry: kix registry")
+	addr, err := kix.startRegistry(ctx, c.Info.Dir)
 	if err != nil {
 		return err
 	}
-	ref := "kix.local/" + strings.TrimPrefix(hello, "/nix/store/")
-	if err := c.ImportImage(ctx, ref, img); err != nil {
+	if err := c.MirrorRegistry("nix.internal", "http://"+addr); err != nil {
 		return err
 	}
-	digest, _ := img.Digest()
-	fmt.Fprintf(w, "    %s@%s\n", ref, digest)
+	fmt.Fprintf(w, "    containerd maps nix.internal to it (%s/nix.internal/hosts.toml):\n", c.Info.RegistryConfigDir)
+	for _, line := range strings.Split(strings.TrimSpace(cluster.HostsTOML("http://"+addr)), "\n") {
+		fmt.Fprintln(w, strings.TrimRight("      "+line, " "))
+	}
 
-	step(w, "Running hello in a pod")
+	step(w, "kix image ref %s", hello)
+	ref, err := kix.output(ctx, "image", "ref", hello)
+	if err != nil {
+		return err
+	}
+	ref = strings.TrimSpace(ref)
+	fmt.Fprintf(w, "    %s\n", ref)
+
+	step(w, "Running a pod whose image is %s", ref)
 	pods := c.Client().CoreV1().Pods("default")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{
-				Name: "hello", Image: ref, ImagePullPolicy: corev1.PullNever,
-			}},
+			Containers:    []corev1.Container{{Name: "hello", Image: ref}},
 		},
 	}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -104,7 +118,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "    pod/hello %s\n", phase)
+	fmt.Fprintf(w, "    pod/hello %s: containerd pulled the image from kix registry, built from the closure\n", phase)
 
 	step(w, "kubectl logs hello")
 	logs, err := pods.GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(ctx)

@@ -1,0 +1,112 @@
+// Package e2e runs the kix binary against real clients and a real cluster:
+// registry clients (skopeo, umoci, containerd's ctr, go-containerregistry)
+// and the harness's kubelet.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kix-project/kix/test/cluster"
+	"github.com/kix-project/kix/test/fixture"
+)
+
+var (
+	kube = cluster.NewShared(cluster.Options{Node: true})
+	kix  string // the kix binary under test
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kix-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kix = filepath.Join(dir, "kix")
+	build := exec.Command("go", "build", "-o", kix, "./cmd/kix")
+	build.Dir = fixture.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building kix: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := kube.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runKix runs the kix binary and returns its stdout; stderr goes to the
+// test log.
+func runKix(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kixCommand(t, args...)
+	if err != nil {
+		t.Fatalf("kix %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func kixCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(kix, args...)
+	cmd.Env = fixture.Env()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if stderr.Len() > 0 {
+		t.Logf("kix %s stderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// startRegistry runs `kix registry` until the test ends and returns its
+// host:port.
+func startRegistry(t *testing.T, args ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args = append([]string{"registry", "--listen", addr, "--cache-dir", t.TempDir()}, args...)
+	cmd := exec.Command(kix, args...)
+	cmd.Env = fixture.Env()
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("kix registry log:\n%s", logs)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("kix registry did not answer on %s: %v\n%s", addr, err, logs)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
