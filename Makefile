@@ -15,7 +15,7 @@ COMMIT ?= $(shell git rev-parse --verify -q HEAD || echo unknown)
 LDFLAGS := -X github.com/kix-project/kix/internal/version.Version=$(VERSION) \
 	-X github.com/kix-project/kix/internal/version.Commit=$(COMMIT)
 
-.PHONY: all build tools check test demo cluster clean
+.PHONY: all build tools check test demo bench cluster clean
 
 all: build
 
@@ -41,6 +41,11 @@ test: tools check
 ## demo: kix's main job end to end on a local cluster started for it
 demo: tools build
 	$(GO) run ./test/demo
+
+## bench: kix side by side with the peers it replaces, on the same input
+DISTRIBUTION = hack/go-tool.sh hack/tools/distribution github.com/distribution/distribution/v3/cmd/registry
+bench: tools build
+	$(GO) run ./test/bench -kix bin/kix -distribution $$($(DISTRIBUTION)) $(BENCH)
 
 ## cluster: a local cluster with a node, until Ctrl-C (for trying kix by hand)
 cluster: tools

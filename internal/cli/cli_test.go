@@ -55,15 +55,12 @@ func TestUsageErrors(t *testing.T) {
 		{"version", "--no-such-flag"},
 	} {
 		code, _, stderr := run(t, args...)
-		if code == 0 {
-			t.Errorf("kix %v: exit 0, want an error", args)
+		if code != ExitUsage {
+			t.Errorf("kix %v: exit %d, want %d", args, code, ExitUsage)
 		}
 		if !strings.HasPrefix(stderr, "error: ") {
 			t.Errorf("kix %v: stderr %q does not start with \"error: \"", args, stderr)
 		}
-	}
-	if code, _, _ := run(t, "version", "-o", "xml"); code != ExitUsage {
-		t.Errorf("bad -o value: exit %d, want %d", code, ExitUsage)
 	}
 }
 
@@ -78,6 +75,23 @@ func TestHelpListsCommands(t *testing.T) {
 		}
 		if !strings.Contains(out, "\n  "+cmd.Name()+" ") {
 			t.Errorf("--help does not list %s:\n%s", cmd.Name(), out)
+		}
+	}
+}
+
+func TestRegistryAndPushFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"registry", "--tls-cert-file", "x.pem"},
+		{"registry", "--trusted-public-key", "k:AAAA"},
+		{"registry", "--compression", "lzma"},
+		{"registry", "--layers", "0"},
+		{"registry", "--cache-size", "-5Gi"},
+		{"push", "only-one-arg"},
+		{"image", "ref"},
+	} {
+		code, _, stderr := run(t, args...)
+		if code != ExitUsage {
+			t.Errorf("kix %v: exit %d (%s), want %d", args, code, stderr, ExitUsage)
 		}
 	}
 }

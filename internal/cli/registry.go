@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -102,7 +105,10 @@ func registryRun(ctx context.Context, opts *RegistryOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: registry.New(ropts), ReadHeaderTimeout: 10 * time.Second}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(registry.Collectors(b)...)
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := &http.Server{Handler: withOps(registry.New(ropts), metrics), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		if opts.TLSCertFile != "" {
@@ -141,4 +147,21 @@ func (opts *RegistryOptions) auth() (registry.Authenticator, error) {
 		a.Basic[user] = pass
 	}
 	return a, nil
+}
+
+// withOps serves /metrics and /healthz beside h. It does not use
+// http.ServeMux, which would clean and redirect paths (/v2/../x) before the
+// registry could reject them with the spec's errors.
+func withOps(h http.Handler, metrics *prometheus.Registry) http.Handler {
+	metricsHandler := promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/metrics":
+			metricsHandler.ServeHTTP(w, r)
+		case "/healthz":
+			_, _ = w.Write([]byte("ok\n"))
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }

@@ -78,7 +78,32 @@ pods mount, all derived from one closure.`,
 		NewCmdImage(streams),
 		NewCmdVersion(streams),
 	)
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes wrong arguments and bad flags exit with ExitUsage,
+// for every command in the tree.
+func markUsageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	if cmd.Run == nil && cmd.RunE == nil {
+		// A group: called alone it shows its help; with a stray word, cobra
+		// only checks the arguments of runnable commands.
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	args := cmd.Args
+	if args == nil {
+		args = cobra.NoArgs // "unknown command"
+	}
+	cmd.Args = func(c *cobra.Command, a []string) error {
+		if err := args(c, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
 }
 
 // Main runs kix with args and returns the process exit code.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nix-community/go-nix/pkg/nar"
 	"golang.org/x/sync/errgroup"
@@ -32,6 +33,29 @@ type Builder struct {
 
 	flights   singleflight.Group
 	artifacts sync.Map // store path -> *Artifact
+	stats     stats
+}
+
+// Stats count what a Builder did, for metrics.
+type Stats struct {
+	LayersBuilt  int64 // layers written to the cache
+	LayerBytes   int64 // compressed bytes of those layers
+	LayersReused int64 // layers found in the cache
+	Artifacts    int64 // artifacts assembled
+}
+
+type stats struct {
+	layersBuilt, layerBytes, layersReused, artifacts atomic.Int64
+}
+
+// Stats returns the builder's counters.
+func (b *Builder) Stats() Stats {
+	return Stats{
+		LayersBuilt:  b.stats.layersBuilt.Load(),
+		LayerBytes:   b.stats.layerBytes.Load(),
+		LayersReused: b.stats.layersReused.Load(),
+		Artifacts:    b.stats.artifacts.Load(),
+	}
 }
 
 // LayerFormat versions the layer recipe: bump it when the bytes a layer is
@@ -79,6 +103,7 @@ func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error
 		if err != nil {
 			return nil, err
 		}
+		b.stats.artifacts.Add(1)
 		b.artifacts.Store(storePath, a)
 		return a, nil
 	})
@@ -209,16 +234,20 @@ func (b *Builder) BuildRoots(ctx context.Context, roots []string, cfg Config, sy
 func (b *Builder) layer(ctx context.Context, group []*nix.PathInfo) (Layer, error) {
 	key := b.layerKey(group)
 	if l, ok := b.cachedLayer(key); ok {
+		b.stats.layersReused.Add(1)
 		return l, nil
 	}
 	v, err, _ := b.flights.Do("layer\x00"+key, func() (any, error) {
 		if l, ok := b.cachedLayer(key); ok {
+			b.stats.layersReused.Add(1)
 			return l, nil
 		}
 		l, err := b.writeLayer(ctx, group)
 		if err != nil {
 			return Layer{}, err
 		}
+		b.stats.layersBuilt.Add(1)
+		b.stats.layerBytes.Add(l.Size)
 		return l, b.rememberLayer(key, l)
 	})
 	if err != nil {

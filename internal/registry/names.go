@@ -48,7 +48,7 @@ func parseName(name string) (repoName, error) {
 		return parsePackages(name, components[1:])
 	}
 	if len(components) != 1 {
-		return repoName{}, fmt.Errorf("repository %q: want <hash>-<name>, <hash>, or %s/<package>/...", name, PackagesPrefix)
+		return repoName{}, fmt.Errorf("repository %q: want <hash>-<name>, <hash>, or %s/<package>[/<package>]", name, PackagesPrefix)
 	}
 	hash, rest, _ := strings.Cut(name, "-")
 	if len(hash) != nix.HashLen || nixbase32.ValidateString(hash) != nil {

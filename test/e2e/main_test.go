@@ -74,6 +74,12 @@ func kixCommand(t *testing.T, args ...string) (string, error) {
 // host:port.
 func startRegistry(t *testing.T, args ...string) string {
 	t.Helper()
+	return startRegistryEnv(t, fixture.Env(), args...)
+}
+
+// startRegistryEnv is startRegistry with a given environment.
+func startRegistryEnv(t *testing.T, env []string, args ...string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +88,7 @@ func startRegistry(t *testing.T, args ...string) string {
 	ln.Close()
 	args = append([]string{"registry", "--listen", addr, "--cache-dir", t.TempDir()}, args...)
 	cmd := exec.Command(kix, args...)
-	cmd.Env = fixture.Env()
+	cmd.Env = env
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

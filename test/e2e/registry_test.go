@@ -206,3 +206,33 @@ func TestPushErrors(t *testing.T) {
 		}
 	}
 }
+
+// Served from a binary cache, kix registry needs no Nix at all: with no nix
+// on its PATH it serves the same image, digest for digest, as from the
+// local store.
+func TestRegistryFromBinaryCacheNeedsNoNix(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	bc := fixture.NewBinaryCache(t, "zstd", hello)
+	local := startRegistry(t)
+	noNix := []string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()}
+	fromCache := startRegistryEnv(t, noNix, "--substituter", bc.URL(), "--trusted-public-key", bc.Key.Public)
+	var digests []string
+	for _, host := range []string{local, fromCache} {
+		ref, err := name.ParseReference(host+"/"+nix.BaseName(hello), name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatalf("pulling from %s: %v", host, err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Error(err)
+		}
+		d, _ := img.Digest()
+		digests = append(digests, d.String())
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("local store serves %s, binary cache %s", digests[0], digests[1])
+	}
+}

@@ -328,4 +328,8 @@ in
     helloMultiSystemImageSpec
     manifests
     ;
+  # Helpers for other fixture files (bench.nix); not packages.
+  lib = {
+    inherit mkDerivation kix pkgs;
+  };
 }
