@@ -1,0 +1,79 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// readManifests reads a YAML or JSON file, or every .yaml, .yml and .json
+// file below a folder (in name order), and returns the documents.
+func readManifests(path string) ([]any, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return decodeManifests(f, path)
+	}
+	var files []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".yaml", ".yml", ".json":
+			if !d.IsDir() {
+				files = append(files, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s holds no .yaml, .yml or .json files", path)
+	}
+	var docs []any
+	for _, f := range files {
+		d, err := readManifests(f)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	return docs, nil
+}
+
+// decodeManifests reads a stream of YAML documents or JSON values.
+func decodeManifests(r io.Reader, name string) ([]any, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
+	var docs []any
+	for i := 1; ; i++ {
+		var doc any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s, document %d: %w", name, i, err)
+		}
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+}
