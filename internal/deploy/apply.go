@@ -1,0 +1,324 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// ApplyOptions configure an apply.
+type ApplyOptions struct {
+	// DefaultNamespace is given to namespaced objects that name none.
+	DefaultNamespace string
+	// Inventory records the set's membership; Prune needs it.
+	Inventory *Inventory
+	// Prune deletes members of the inventory that are not in the set.
+	Prune bool
+	// AllowEmpty lets Prune run with an empty set (deleting every member).
+	AllowEmpty bool
+	// Force takes over fields other field managers own.
+	Force bool
+	// DryRun asks the server what would happen and changes nothing.
+	DryRun bool
+	// Wait waits until every object is ready (kstatus), up to Timeout.
+	Wait    bool
+	Timeout time.Duration
+	// Progress is told what the apply is doing.
+	Progress func(msg string)
+}
+
+func (o *ApplyOptions) progress(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// ErrEmptySet is returned when a prune would run with an empty set and
+// AllowEmpty is not set.
+var ErrEmptySet = errors.New("the set is empty: pruning would delete every member of the inventory; pass --allow-empty to do that")
+
+// Apply applies objects with server-side apply, stage by stage (see
+// Stage), and returns what happened to each. Objects that are up to date
+// are not sent (see upToDate). Before a stage is applied, all its changed
+// objects are validated with a server-side dry run, so a stage that fails
+// changes nothing. With an inventory, the parent first records the union
+// of the old and new group-kinds and namespaces, so an apply that dies half
+// way is completed, and pruned correctly, by the next one.
+func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*ChangeSet, error) {
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	cs := &ChangeSet{}
+	var inv *inventoryState
+	if opts.Inventory != nil {
+		cs.Inventory = opts.Inventory.String()
+		if inv, err = m.readInventory(ctx, *opts.Inventory); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Prune {
+		if opts.Inventory == nil {
+			return nil, errors.New("pruning needs an inventory")
+		}
+		if len(p.items) == 0 && !opts.AllowEmpty {
+			return nil, ErrEmptySet
+		}
+	}
+	intent := &intentWriter{m: m, inv: opts.Inventory, old: inv, plan: p, dryRun: opts.DryRun}
+	applied, err := m.applyStages(ctx, p, opts, intent, cs)
+	if err != nil {
+		return cs, err
+	}
+	if opts.Wait && !opts.DryRun {
+		if err := m.wait(ctx, applied, opts, cs); err != nil {
+			return cs, err
+		}
+	}
+	if opts.Prune {
+		if err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {
+			return cs, err
+		}
+	}
+	if opts.Inventory != nil {
+		if err := m.finishInventory(ctx, *opts.Inventory, inv, p, opts.Prune, opts.DryRun); err != nil {
+			return cs, err
+		}
+	}
+	cs.Sort()
+	return cs, nil
+}
+
+// applyStages applies the plan stage by stage and returns the objects as
+// the server answered.
+func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, intent *intentWriter, cs *ChangeSet) (map[ObjectID]*applied, error) {
+	results := map[ObjectID]*applied{}
+	for s := StageCRDs; s <= StageWebhooks; s++ {
+		items := p.stage(s)
+		if len(items) == 0 {
+			continue
+		}
+		if err := intent.before(ctx, s); err != nil {
+			return results, err
+		}
+		if err := m.resolve(items); err != nil {
+			return results, err
+		}
+		opts.progress("applying %d %s", len(items), s)
+		stageResults, err := m.applyStage(ctx, items, opts, cs)
+		for id, r := range stageResults {
+			results[id] = r
+		}
+		if err != nil {
+			return results, fmt.Errorf("applying %s: %w", s, err)
+		}
+		if s == StageCRDs && !opts.DryRun {
+			if err := m.waitEstablished(ctx, items, opts); err != nil {
+				return results, err
+			}
+		}
+	}
+	return results, nil
+}
+
+// applied is an object as the server returned it after an apply (or as it
+// was, if it was up to date).
+type applied struct {
+	item *item
+	obj  *unstructured.Unstructured
+}
+
+func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
+	live, err := m.liveObjects(ctx, items, opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	results := map[ObjectID]*applied{}
+	var todo []*item
+	for _, it := range items {
+		if l := live[it.id]; l != nil && upToDate(l, it) {
+			results[it.id] = &applied{item: it, obj: l}
+			cs.add(Change{Object: it.id, Action: Unchanged, DryRun: opts.DryRun, stage: it.stage})
+			continue
+		}
+		todo = append(todo, it)
+	}
+	if len(todo) == 0 {
+		return results, nil
+	}
+	if !opts.DryRun {
+		// Validate the whole stage before changing any of it.
+		if _, errs := m.applyItems(ctx, todo, opts.Force, true); failed(errs) {
+			return results, reportFailures(todo, errs, cs)
+		}
+	}
+	out, errs := m.applyItems(ctx, todo, opts.Force, opts.DryRun)
+	for i, it := range todo {
+		if errs[i] != nil {
+			continue
+		}
+		results[it.id] = &applied{item: it, obj: out[i]}
+		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
+	}
+	if failed(errs) {
+		return results, reportFailures(todo, errs, cs)
+	}
+	return results, nil
+}
+
+// applyItems server-side applies items in parallel.
+func (m *Manager) applyItems(ctx context.Context, items []*item, force, dryRun bool) ([]*unstructured.Unstructured, []error) {
+	out := make([]*unstructured.Unstructured, len(items))
+	index := make(map[*item]int, len(items))
+	for i, it := range items {
+		index[it] = i
+	}
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: force}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	errs := forEach(ctx, m.workers, items, func(ctx context.Context, it *item) error {
+		o, err := m.resourceFor(it.obj, it.mapping).Apply(ctx, it.id.Name, it.obj, opts)
+		if err != nil {
+			return &ObjectError{ID: it.id, Err: explainApplyError(err, force)}
+		}
+		out[index[it]] = o
+		return nil
+	})
+	return out, errs
+}
+
+func explainApplyError(err error, force bool) error {
+	if apierrors.IsConflict(err) && !force {
+		return fmt.Errorf("%w (another field manager owns these fields; --force-conflicts takes them over)", err)
+	}
+	return err
+}
+
+func failed(errs []error) bool { return errors.Join(errs...) != nil }
+
+func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
+	for i, err := range errs {
+		if err != nil {
+			cs.add(Change{Object: items[i].id, Action: Failed, Message: errors.Unwrap(err).Error(), stage: items[i].stage})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// classify tells what an apply did: live is the object before (nil if kix
+// did not find it), result what the server answered.
+func classify(live, result *unstructured.Unstructured, dryRun bool) Action {
+	if live == nil {
+		if dryRun || createdByThisApply(result) {
+			return Created
+		}
+		return Configured // existed without kix's label: adopted
+	}
+	if live.GetResourceVersion() == result.GetResourceVersion() {
+		return Unchanged
+	}
+	return Configured
+}
+
+// createdByThisApply reports whether kix's apply is the object's only
+// write so far.
+func createdByThisApply(o *unstructured.Unstructured) bool {
+	entries := o.GetManagedFields()
+	for _, e := range entries {
+		if e.Manager != FieldManager && e.Subresource == "" {
+			return false
+		}
+	}
+	created := o.GetCreationTimestamp()
+	for _, e := range entries {
+		if e.Manager == FieldManager && e.Time != nil && e.Time.Sub(created.Time) > time.Second {
+			return false
+		}
+	}
+	return true
+}
+
+// intentWriter records, before a stage is applied, that the inventory may
+// have members of the new set's group-kinds and namespaces as well as the
+// old ones. It writes once, as early as the parent's namespace exists.
+type intentWriter struct {
+	m      *Manager
+	inv    *Inventory
+	old    *inventoryState
+	plan   *plan
+	dryRun bool
+	done   bool
+}
+
+func (w *intentWriter) before(ctx context.Context, s Stage) error {
+	if w.inv == nil || w.done {
+		return nil
+	}
+	st := &inventoryState{
+		groupKinds: w.old.groupKinds.Union(sets.KeySet(w.plan.groupKinds())),
+		namespaces: w.old.namespaces.Union(sets.KeySet(w.plan.namespaces())),
+		checksum:   w.old.checksum,
+	}
+	st.namespaces.Insert(w.inv.Namespace)
+	if w.old.records(st) {
+		w.done = true
+		return nil
+	}
+	err := w.m.writeInventory(ctx, *w.inv, st, w.dryRun)
+	if apierrors.IsNotFound(err) && s <= StageNamespaces {
+		return nil // the parent's namespace comes with this set; try after it
+	}
+	if err != nil && !(w.dryRun && apierrors.IsNotFound(err)) {
+		return err
+	}
+	w.done = true
+	return nil
+}
+
+// waitEstablished waits until the CRDs just applied are Established, so
+// custom resources of them can be applied in later stages.
+func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyOptions) error {
+	opts.progress("waiting for %d CustomResourceDefinitions to be established", len(crds))
+	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	deadline := time.Now().Add(time.Minute)
+	for _, it := range crds {
+		for {
+			crd, err := m.client.Resource(gvr).Get(ctx, it.id.Name, metav1.GetOptions{})
+			if err != nil {
+				return &ObjectError{ID: it.id, Err: err}
+			}
+			if established(crd) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return &ObjectError{ID: it.id, Err: errors.New("not Established after a minute")}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	m.mapper.Reset()
+	return nil
+}
+
+func established(crd *unstructured.Unstructured) bool {
+	conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+	for _, c := range conditions {
+		cm, _ := c.(map[string]any)
+		if cm["type"] == "Established" && cm["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}

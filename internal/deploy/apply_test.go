@@ -1,0 +1,250 @@
+package deploy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const twoConfigMaps = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a}
+data: {k: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: b}
+data: {k: "1"}
+`
+
+func TestApplyReportsCreatedConfiguredUnchanged(t *testing.T) {
+	m, counter := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "set", Namespace: ns}
+	cs := apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a created", "ConfigMap/"+ns+"/b created")
+
+	// Re-applying the same set sends nothing but lists.
+	before := counter.get("PATCH")
+	cs = apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b unchanged")
+	if patches := counter.get("PATCH") - before; patches != 0 {
+		t.Errorf("a no-op re-apply made %d PATCH requests, want none", patches)
+	}
+
+	changed := strings.Replace(twoConfigMaps, `{k: "1"}`, `{k: "2"}`, 1)
+	cs = apply(t, m, objects(t, ns, changed), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a configured", "ConfigMap/"+ns+"/b unchanged")
+}
+
+// A CRD and a resource of it apply in one run: the CRD first, established,
+// then the resource.
+func TestApplyCRDAndCustomResource(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
+	set := strings.ReplaceAll(`
+apiVersion: example.org/v1
+kind: Widget
+metadata: {name: w}
+spec: {size: 3}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.org}
+spec:
+  group: example.org
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+`, "example.org", group)
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+			Delete(context.Background(), "widgets."+group, metav1.DeleteOptions{})
+	})
+	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "crds", Namespace: ns}})
+	wantActions(t, cs, "CustomResourceDefinition/widgets."+group+" created", "Widget/"+ns+"/w created")
+	w, err := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace(ns).Get(context.Background(), "w", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 3 {
+		t.Errorf("widget size %d", size)
+	}
+}
+
+// A stage with an object the API refuses changes nothing.
+func TestRejectedObjectLeavesItsStageUnapplied(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	set := twoConfigMaps + `
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bad}
+spec:
+  ports: [{port: 99999}]
+`
+	cs, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns})
+	if err == nil || !strings.Contains(err.Error(), "Service/"+ns+"/bad") {
+		t.Fatalf("error %v does not name Service/%s/bad", err, ns)
+	}
+	if cs.Count(Failed) != 1 {
+		t.Errorf("changes %v, want one failure", actions(cs))
+	}
+	for _, name := range []string{"a", "b"} {
+		if exists(t, configMaps, ns, name) {
+			t.Errorf("ConfigMap %s was applied although its stage had a refused object", name)
+		}
+	}
+}
+
+func TestUnknownKindAppliesNothing(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	set := twoConfigMaps + `
+---
+apiVersion: nothing.example.org/v1
+kind: Gadget
+metadata: {name: g}
+`
+	_, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns})
+	if err == nil || !strings.Contains(err.Error(), "Gadget/"+ns+"/g") && !strings.Contains(err.Error(), "Gadget/g") {
+		t.Fatalf("error %v does not name the Gadget", err)
+	}
+	if !strings.Contains(err.Error(), "no kind Gadget") {
+		t.Errorf("error %v does not say the kind is unknown", err)
+	}
+	if exists(t, configMaps, ns, "a") {
+		t.Error("objects were applied although the set had an unknown kind")
+	}
+}
+
+func TestDuplicatesAndInventoryCollision(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	_, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps+"\n---\n"+strings.Split(twoConfigMaps, "---")[0]), ApplyOptions{DefaultNamespace: ns})
+	if err == nil || !strings.Contains(err.Error(), "appears twice") {
+		t.Errorf("duplicate: %v", err)
+	}
+	_, err = m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "a", Namespace: ns}})
+	if err == nil || !strings.Contains(err.Error(), "own ConfigMap") {
+		t.Errorf("collision with the inventory parent: %v", err)
+	}
+}
+
+// A hand edit is drift: kix sees it and applies again; the editor now owns
+// the field, so it takes --force-conflicts to take it back.
+func TestDriftIsDetectedAndConflictsNamed(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "drift", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	patch := []byte(`{"data":{"k":"edited"}}`)
+	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Patch(context.Background(), "a", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	if err == nil || !strings.Contains(err.Error(), "kubectl-edit") || !strings.Contains(err.Error(), "--force-conflicts") {
+		t.Fatalf("apply over a hand edit: %v", err)
+	}
+	if cs.Count(Failed) != 1 {
+		t.Errorf("changes %v", actions(cs))
+	}
+	cs = apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Force: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a configured", "ConfigMap/"+ns+"/b unchanged")
+	a, _ := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
+	if v, _, _ := unstructured.NestedString(a.Object, "data", "k"); v != "1" {
+		t.Errorf("data.k = %q after a forced apply, want 1", v)
+	}
+}
+
+// Writes by other managers to fields kix does not set are not drift.
+func TestOtherManagersFieldsAreNotDrift(t *testing.T) {
+	m, counter := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "labels", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	patch := []byte(`{"metadata":{"annotations":{"team":"shop"}}}`)
+	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Patch(context.Background(), "a", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	before := counter.get("PATCH")
+	cs := apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b unchanged")
+	if n := counter.get("PATCH") - before; n != 0 {
+		t.Errorf("%d PATCH requests, want none", n)
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "dry", Namespace: ns}
+	cs := apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv, DryRun: true, Prune: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a created", "ConfigMap/"+ns+"/b created")
+	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "dry") {
+		t.Error("a server dry run created objects")
+	}
+}
+
+func TestWaitForReadiness(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	set := `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: idle}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: idle}}
+  template:
+    metadata: {labels: {app: idle}}
+    spec: {containers: [{name: c, image: nix.internal/none}]}
+`
+	var progress []string
+	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Wait: true, Timeout: time.Minute,
+		Progress: func(msg string) { progress = append(progress, msg) }})
+	if c := cs.Changes[0]; c.Status != "Current" || !strings.HasPrefix(c.Message, "ready after") {
+		t.Errorf("change %+v, want Current and ready", c)
+	}
+	if len(progress) == 0 {
+		t.Error("no progress was reported")
+	}
+}
+
+func TestWaitTimesOutNamingWhatIsNotReady(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	set := `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: never}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: never}}
+  template:
+    metadata: {labels: {app: never}}
+    spec: {containers: [{name: c, image: nix.internal/none}]}
+`
+	_, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Wait: true, Timeout: 3 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "timed out") || !strings.Contains(err.Error(), "Deployment/"+ns+"/never") {
+		t.Errorf("error %v", err)
+	}
+}
+

@@ -1,0 +1,197 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pmezard/go-difflib/difflib"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// ObjectDiff is what would change for one object.
+type ObjectDiff struct {
+	Object ObjectID `json:"object"`
+	Action Action   `json:"action"` // Created, Configured, Unchanged or Pruned
+	// Diff is a unified diff of the object's YAML, live against what the
+	// server would make of the desired object (managed fields, status and
+	// server bookkeeping left out). Empty when unchanged.
+	Diff string `json:"diff,omitempty"`
+	// Message explains an object that could not be dry-run (its namespace
+	// or CRD does not exist yet).
+	Message string `json:"message,omitempty"`
+}
+
+// DiffOptions configure a diff: the same as an apply's, without waiting.
+type DiffOptions struct {
+	DefaultNamespace string
+	Inventory        *Inventory
+	// Prune includes the inventory's members that would be pruned.
+	Prune bool
+	Force bool
+}
+
+// Diff shows what Apply would change, asking the server with a dry run for
+// every object that is not up to date, and which members a prune would
+// delete. It changes nothing.
+func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts DiffOptions) ([]ObjectDiff, error) {
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []ObjectDiff
+	for s := StageCRDs; s <= StageWebhooks; s++ {
+		items := p.stage(s)
+		if len(items) == 0 {
+			continue
+		}
+		d, err := m.diffStage(ctx, items, opts)
+		if err != nil {
+			return nil, err
+		}
+		diffs = append(diffs, d...)
+	}
+	if opts.Prune && opts.Inventory != nil {
+		pruned, err := m.pruneCandidates(ctx, *opts.Inventory, p)
+		if err != nil {
+			return nil, err
+		}
+		diffs = append(diffs, pruned...)
+	}
+	return diffs, nil
+}
+
+func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions) ([]ObjectDiff, error) {
+	var ready []*item
+	var out []ObjectDiff
+	for _, it := range items {
+		if it.mapping == nil {
+			if err := m.resolve([]*item{it}); err != nil {
+				// Its CRD is in the set but not in the cluster yet.
+				d, err := newObjectDiff(it, nil, it.obj, "its CustomResourceDefinition is created by this apply; shown as written")
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, d)
+				continue
+			}
+		}
+		ready = append(ready, it)
+	}
+	live, err := m.liveObjects(ctx, ready, opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	var todo []*item
+	for _, it := range ready {
+		if l := live[it.id]; l != nil && upToDate(l, it) {
+			out = append(out, ObjectDiff{Object: it.id, Action: Unchanged})
+			continue
+		}
+		todo = append(todo, it)
+	}
+	results, errs := m.applyItems(ctx, todo, opts.Force, true)
+	for i, it := range todo {
+		desired, note := results[i], ""
+		if errs[i] != nil {
+			if !apierrors.IsNotFound(errors.Unwrap(errs[i])) {
+				return nil, errs[i]
+			}
+			// Its namespace does not exist yet: the server cannot say more.
+			desired, note = it.obj, "its namespace is created by this apply; shown as written"
+		}
+		d, err := newObjectDiff(it, live[it.id], desired, note)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func newObjectDiff(it *item, live, desired *unstructured.Unstructured, note string) (ObjectDiff, error) {
+	d := ObjectDiff{Object: it.id, Message: note}
+	before, err := normalizedYAML(live)
+	if err != nil {
+		return d, err
+	}
+	after, err := normalizedYAML(desired)
+	if err != nil {
+		return d, err
+	}
+	switch {
+	case live == nil:
+		d.Action = Created
+	case before == after:
+		d.Action = Unchanged
+		return d, nil
+	default:
+		d.Action = Configured
+	}
+	d.Diff, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(before), B: difflib.SplitLines(after),
+		FromFile: "live/" + it.id.String(), ToFile: "desired/" + it.id.String(), Context: 3,
+	})
+	return d, err
+}
+
+// normalizedYAML is an object as a reviewer wants to compare it: without
+// status, managed fields, server bookkeeping or kix's checksum.
+func normalizedYAML(obj *unstructured.Unstructured) (string, error) {
+	if obj == nil {
+		return "", nil
+	}
+	o := obj.DeepCopy()
+	delete(o.Object, "status")
+	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(o.Object, "metadata", "annotations", ChecksumAnnotation)
+	if ann, _, _ := unstructured.NestedMap(o.Object, "metadata", "annotations"); len(ann) == 0 {
+		unstructured.RemoveNestedField(o.Object, "metadata", "annotations")
+	}
+	data, err := yaml.Marshal(o.Object)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", IDOf(obj), err)
+	}
+	return string(data), nil
+}
+
+// pruneCandidates lists the members a prune would delete.
+func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) ([]ObjectDiff, error) {
+	st, err := m.readInventory(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	for gk := range p.groupKinds() {
+		st.groupKinds.Insert(gk)
+	}
+	for ns := range p.namespaces() {
+		st.namespaces.Insert(ns)
+	}
+	all, err := m.members(ctx, inv, st)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[ObjectID]*member{}
+	var ids []ObjectID
+	for _, mb := range all {
+		byID[mb.id] = mb
+		ids = append(ids, mb.id)
+	}
+	var out []ObjectDiff
+	for _, id := range PruneSet(ids, p.ids()) {
+		d := ObjectDiff{Object: id, Action: Pruned}
+		if byID[id].obj.GetAnnotations()[PruneAnnotation] == "disabled" {
+			d.Action, d.Message = Kept, PruneAnnotation+": disabled"
+		} else if before, err := normalizedYAML(byID[id].obj); err == nil {
+			d.Diff, _ = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+				A: difflib.SplitLines(before), FromFile: "live/" + id.String(), ToFile: "/dev/null", Context: 3,
+			})
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+)
+
+// FieldManager is the server-side apply field manager kix applies with.
+const FieldManager = "kix"
+
+// DefaultWorkers bounds the requests a Manager makes at once.
+const DefaultWorkers = 16
+
+// Manager applies, diffs, waits for and prunes sets of objects on one
+// cluster.
+type Manager struct {
+	client  dynamic.Interface
+	quiet   dynamic.Interface // for reads whose deprecation warnings are not the user's concern
+	disco   discovery.CachedDiscoveryInterface
+	mapper  meta.ResettableRESTMapper
+	workers int
+}
+
+// NewManager connects to a cluster. Client-side rate limits are raised to
+// what a deploy of a thousand objects needs; API priority and fairness on
+// the server still applies.
+func NewManager(cfg *rest.Config) (*Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS < 100 {
+		cfg.QPS, cfg.Burst = 100, 200
+	}
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	quietCfg := rest.CopyConfig(cfg)
+	quietCfg.WarningHandler = rest.NoWarnings{}
+	quiet, err := dynamic.NewForConfig(quietCfg)
+	if err != nil {
+		return nil, err
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cached := memory.NewMemCacheClient(disco)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+	return &Manager{client: client, quiet: quiet, disco: cached, mapper: mapper, workers: DefaultWorkers}, nil
+}
+
+// mapping finds the resource of a kind, asking discovery again once if the
+// kind is unknown (a CRD may have just been established).
+func (m *Manager) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	mp, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		m.mapper.Reset()
+		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("the cluster has no kind %s in %s", gvk.Kind, gvk.GroupVersion())
+	}
+	return mp, err
+}
+
+// resourceFor returns the client for an object's resource and namespace.
+func (m *Manager) resourceFor(obj *unstructured.Unstructured, mp *meta.RESTMapping) dynamic.ResourceInterface {
+	if mp.Scope.Name() == meta.RESTScopeNameNamespace {
+		return m.client.Resource(mp.Resource).Namespace(obj.GetNamespace())
+	}
+	return m.client.Resource(mp.Resource)
+}
+
+// ObjectError is an error about one object; its message starts with the
+// object's ID.
+type ObjectError struct {
+	ID  ObjectID
+	Err error
+}
+
+func (e *ObjectError) Error() string { return e.ID.String() + ": " + e.Err.Error() }
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// forEach runs fn for each item with at most workers at once and returns
+// the errors, by item.
+func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) []error {
+	errs := make([]error, len(items))
+	sem := make(chan struct{}, max(workers, 1))
+	var wg sync.WaitGroup
+	for i, item := range items {
+		if ctx.Err() != nil {
+			errs[i] = ctx.Err()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(ctx, item)
+		}()
+	}
+	wg.Wait()
+	return errs
+}

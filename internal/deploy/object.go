@@ -1,0 +1,130 @@
+package deploy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ObjectID names an object: group, kind, namespace and name.
+type ObjectID struct {
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// IDOf returns an object's ID.
+func IDOf(obj *unstructured.Unstructured) ObjectID {
+	return ObjectID{
+		Group:     obj.GroupVersionKind().Group,
+		Kind:      obj.GetKind(),
+		Namespace: obj.GetNamespace(),
+		Name:      obj.GetName(),
+	}
+}
+
+// String is "Kind/namespace/name", or "Kind/name" for cluster-scoped
+// objects; every error about an object starts with it.
+func (id ObjectID) String() string {
+	if id.Namespace == "" {
+		return id.Kind + "/" + id.Name
+	}
+	return id.Kind + "/" + id.Namespace + "/" + id.Name
+}
+
+// GroupKind returns the object's group and kind.
+func (id ObjectID) GroupKind() schema.GroupKind {
+	return schema.GroupKind{Group: id.Group, Kind: id.Kind}
+}
+
+func compareIDs(a, b ObjectID) int {
+	for _, c := range [][2]string{{a.Group, b.Group}, {a.Kind, b.Kind}, {a.Namespace, b.Namespace}, {a.Name, b.Name}} {
+		if c := strings.Compare(c[0], c[1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// Stage is a step of an apply. Objects of one stage are applied together,
+// in parallel; a stage starts when the previous one is done.
+type Stage int
+
+// The stages, in the order they are applied (and pruned in reverse).
+const (
+	// StageCRDs: CustomResourceDefinitions, waited for until Established,
+	// so the set's own custom resources can follow.
+	StageCRDs Stage = iota
+	// StageNamespaces: Namespaces, so namespaced objects have a home.
+	StageNamespaces
+	// StageClusterScoped: other cluster-scoped objects (ClusterRoles,
+	// StorageClasses, cluster-scoped custom resources).
+	StageClusterScoped
+	// StageNamespaced: everything namespaced.
+	StageNamespaced
+	// StageWebhooks: admission webhooks and policies last, so they do not
+	// intercept the set's own objects before their services run.
+	StageWebhooks
+)
+
+var stageNames = []string{"CRDs", "namespaces", "cluster-scoped objects", "namespaced objects", "webhooks"}
+
+func (s Stage) String() string { return stageNames[s] }
+
+var webhookKinds = map[schema.GroupKind]bool{
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:     true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}:   true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicy"}:        true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicyBinding"}: true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicy"}:          true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicyBinding"}:   true,
+}
+
+// stageOf returns the stage an object is applied in.
+func stageOf(id ObjectID, namespaced bool) Stage {
+	gk := id.GroupKind()
+	switch {
+	case gk == schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
+		return StageCRDs
+	case gk == schema.GroupKind{Kind: "Namespace"}:
+		return StageNamespaces
+	case webhookKinds[gk]:
+		return StageWebhooks
+	case namespaced:
+		return StageNamespaced
+	}
+	return StageClusterScoped
+}
+
+// checksum identifies an object's desired content: the SHA-256 of its
+// JSON (encoding/json sorts map keys), truncated to 128 bits.
+func checksum(obj *unstructured.Unstructured) (string, error) {
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", IDOf(obj), err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// setChecksum identifies a whole set: the checksum of its objects'
+// checksums in ID order, as kubernixos stamps its deployments.
+func setChecksum(sums map[ObjectID]string) string {
+	ids := make([]ObjectID, 0, len(sums))
+	for id := range sums {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, compareIDs)
+	h := sha256.New()
+	for _, id := range ids {
+		fmt.Fprintf(h, "%s %s\n", id, sums[id])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

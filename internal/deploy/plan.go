@@ -1,0 +1,181 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// item is one desired object, ready to apply.
+type item struct {
+	id       ObjectID
+	obj      *unstructured.Unstructured // with namespace, labels and checksum set
+	sum      string
+	stage    Stage
+	mapping  *meta.RESTMapping // nil until its CRD (in the same set) is established
+	deferred bool
+}
+
+// plan is a desired set, sorted by stage and ID.
+type plan struct {
+	items []*item
+	sums  map[ObjectID]string
+}
+
+func (p *plan) stage(s Stage) []*item {
+	var out []*item
+	for _, it := range p.items {
+		if it.stage == s {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func (p *plan) ids() map[ObjectID]bool {
+	ids := make(map[ObjectID]bool, len(p.items))
+	for _, it := range p.items {
+		ids[it.id] = true
+	}
+	return ids
+}
+
+func (p *plan) groupKinds() map[schema.GroupKind]bool {
+	gks := map[schema.GroupKind]bool{}
+	for _, it := range p.items {
+		gks[it.id.GroupKind()] = true
+	}
+	return gks
+}
+
+func (p *plan) namespaces() map[string]bool {
+	ns := map[string]bool{}
+	for _, it := range p.items {
+		if it.id.Namespace != "" {
+			ns[it.id.Namespace] = true
+		}
+	}
+	return ns
+}
+
+// makePlan checks every object and prepares it: namespaced objects get the
+// default namespace, cluster-scoped ones lose a namespace they should not
+// have, members get the inventory label, and everything gets its checksum.
+// All problems are reported at once, before anything is applied.
+func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, inv *Inventory) (*plan, error) {
+	crds := crdScopes(objs)
+	p := &plan{sums: map[ObjectID]string{}}
+	var errs []error
+	for _, o := range objs {
+		it, err := m.prepare(o, defaultNS, inv, crds)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if inv != nil && it.id == (ObjectID{Kind: "ConfigMap", Namespace: inv.Namespace, Name: inv.Name}) {
+			errs = append(errs, &ObjectError{ID: it.id, Err: fmt.Errorf("has the name of %s's own ConfigMap; rename one of them", inv)})
+			continue
+		}
+		if _, dup := p.sums[it.id]; dup {
+			errs = append(errs, &ObjectError{ID: it.id, Err: errors.New("appears twice in the set")})
+			continue
+		}
+		p.sums[it.id] = it.sum
+		p.items = append(p.items, it)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(p.items, func(a, b *item) int {
+		if a.stage != b.stage {
+			return int(a.stage) - int(b.stage)
+		}
+		return compareIDs(a.id, b.id)
+	})
+	return p, nil
+}
+
+func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *Inventory, crds map[schema.GroupKind]bool) (*item, error) {
+	obj := o.DeepCopy()
+	gvk := obj.GroupVersionKind()
+	namespaced, deferred := false, false
+	mp, err := m.mapping(gvk)
+	switch {
+	case err == nil:
+		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
+	case crdNamespaced(crds, gvk.GroupKind()) != nil:
+		namespaced, deferred = *crdNamespaced(crds, gvk.GroupKind()), true
+	default:
+		return nil, &ObjectError{ID: IDOf(obj), Err: err}
+	}
+	if namespaced && obj.GetNamespace() == "" {
+		obj.SetNamespace(defaultNS)
+	}
+	if !namespaced {
+		obj.SetNamespace("")
+	}
+	sum, err := checksum(obj)
+	if err != nil {
+		return nil, err
+	}
+	if inv != nil {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[PartOfLabel] = inv.ID()
+		obj.SetLabels(labels)
+	}
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[ChecksumAnnotation] = sum
+	obj.SetAnnotations(ann)
+	id := IDOf(obj)
+	return &item{id: id, obj: obj, sum: sum, stage: stageOf(id, namespaced), mapping: mp, deferred: deferred}, nil
+}
+
+// crdScopes maps the group-kinds the set's own CRDs define to whether they
+// are namespaced.
+func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	scopes := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		scopes[schema.GroupKind{Group: group, Kind: kind}] = scope == "Namespaced"
+	}
+	return scopes
+}
+
+func crdNamespaced(crds map[schema.GroupKind]bool, gk schema.GroupKind) *bool {
+	if namespaced, ok := crds[gk]; ok {
+		return &namespaced
+	}
+	return nil
+}
+
+// resolve maps items whose CRD has since been established.
+func (m *Manager) resolve(items []*item) error {
+	var errs []error
+	for _, it := range items {
+		if it.mapping != nil {
+			continue
+		}
+		mp, err := m.mapping(it.obj.GroupVersionKind())
+		if err != nil {
+			errs = append(errs, &ObjectError{ID: it.id, Err: fmt.Errorf("its CustomResourceDefinition is in the set but: %w", err)})
+			continue
+		}
+		it.mapping = mp
+	}
+	return errors.Join(errs...)
+}

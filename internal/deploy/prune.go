@@ -1,0 +1,225 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// PruneSet returns the members that are not desired: what a prune
+// deletes. It is a pure set difference, sorted.
+func PruneSet(members []ObjectID, desired map[ObjectID]bool) []ObjectID {
+	var out []ObjectID
+	for _, id := range members {
+		if !desired[id] {
+			out = append(out, id)
+		}
+	}
+	slices.SortFunc(out, compareIDs)
+	return slices.Compact(out)
+}
+
+// member is a live member of an inventory.
+type member struct {
+	id         ObjectID
+	obj        *unstructured.Unstructured
+	mapping    *meta.RESTMapping
+	namespaced bool
+}
+
+// members lists every live object labelled as a member of inv, in the
+// group-kinds and namespaces st names. Group-kinds the cluster no longer
+// has (a CRD deleted since) are skipped.
+func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState) ([]*member, error) {
+	type task struct {
+		mapping   *meta.RESTMapping
+		namespace string
+	}
+	var tasks []task
+	for gk := range st.groupKinds {
+		mp, err := m.mapper.RESTMapping(gk)
+		if meta.IsNoMatchError(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if mp.Scope.Name() != meta.RESTScopeNameNamespace {
+			tasks = append(tasks, task{mapping: mp})
+			continue
+		}
+		for ns := range st.namespaces {
+			tasks = append(tasks, task{mapping: mp, namespace: ns})
+		}
+	}
+	selector := labels.Set{PartOfLabel: inv.ID()}.String()
+	var mu sync.Mutex
+	var out []*member
+	errs := forEach(ctx, m.workers, tasks, func(ctx context.Context, t task) error {
+		objs, err := m.list(ctx, t.mapping.Resource, t.namespace, selector)
+		if err != nil {
+			return fmt.Errorf("listing %s of %s: %w", t.mapping.Resource.Resource, inv, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, o := range objs {
+			out = append(out, &member{id: IDOf(o), obj: o, mapping: t.mapping, namespaced: t.namespace != ""})
+		}
+		return nil
+	})
+	return out, errors.Join(errs...)
+}
+
+// prune deletes the inventory's members that are not in the plan, in
+// reverse stage order, and reports each.
+func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState, p *plan, opts ApplyOptions, cs *ChangeSet) error {
+	scope := &inventoryState{
+		groupKinds: old.groupKinds.Union(sets.KeySet(p.groupKinds())),
+		namespaces: old.namespaces.Union(sets.KeySet(p.namespaces())),
+	}
+	all, err := m.members(ctx, inv, scope)
+	if err != nil {
+		return err
+	}
+	desired := p.ids()
+	byID := map[ObjectID]*member{}
+	var ids []ObjectID
+	for _, mb := range all {
+		byID[mb.id] = mb
+		ids = append(ids, mb.id)
+	}
+	doomed := PruneSet(ids, desired)
+	if len(doomed) > 0 {
+		opts.progress("pruning %d objects that left %s", len(doomed), inv)
+	}
+	for s := StageWebhooks; s >= StageCRDs; s-- {
+		var batch []*member
+		for _, id := range doomed {
+			if mb := byID[id]; stageOf(id, mb.namespaced) == s {
+				batch = append(batch, mb)
+			}
+		}
+		errs := forEach(ctx, m.workers, batch, func(ctx context.Context, mb *member) error {
+			c, err := m.pruneOne(ctx, inv, mb, opts.DryRun)
+			c.stage = s
+			cs.add(c)
+			return err
+		})
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneOne deletes one member, unless it is marked to be kept or (for a
+// Namespace) holds objects kix does not own.
+func (m *Manager) pruneOne(ctx context.Context, inv Inventory, mb *member, dryRun bool) (Change, error) {
+	c := Change{Object: mb.id, DryRun: dryRun}
+	if mb.obj.GetLabels()[PartOfLabel] != inv.ID() {
+		// Never delete what is not ours; the list's selector makes this
+		// unreachable, and this check makes it certain.
+		c.Action, c.Message = Kept, "not a member of "+inv.String()
+		return c, nil
+	}
+	if mb.obj.GetAnnotations()[PruneAnnotation] == "disabled" {
+		c.Action, c.Message = Kept, PruneAnnotation+": disabled"
+		return c, nil
+	}
+	if mb.id.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
+		foreign, err := m.foreignObjectIn(ctx, mb.id.Name, inv)
+		if err != nil {
+			return c, &ObjectError{ID: mb.id, Err: err}
+		}
+		if foreign != "" {
+			c.Action, c.Message = Kept, "holds objects kix does not own, such as "+foreign
+			return c, nil
+		}
+	}
+	uid := mb.obj.GetUID()
+	background := metav1.DeletePropagationBackground
+	del := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &background}
+	if dryRun {
+		del.DryRun = []string{metav1.DryRunAll}
+	}
+	err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
+	switch {
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		c.Action, c.Message = Pruned, "already gone"
+		return c, nil
+	case err != nil:
+		c.Action, c.Message = Failed, err.Error()
+		return c, &ObjectError{ID: mb.id, Err: err}
+	}
+	c.Action = Pruned
+	return c, nil
+}
+
+// Prune deletes the members of an inventory that are not among objs,
+// without applying anything: `kix prune`. With an empty set (and
+// AllowEmpty) it removes every member and the inventory itself.
+func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*ChangeSet, error) {
+	if opts.Inventory == nil {
+		return nil, errors.New("pruning needs an inventory")
+	}
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.items) == 0 && !opts.AllowEmpty {
+		return nil, ErrEmptySet
+	}
+	inv, err := m.readInventory(ctx, *opts.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	if !inv.exists {
+		return nil, fmt.Errorf("%s does not exist: nothing was ever applied with it", opts.Inventory)
+	}
+	cs := &ChangeSet{Inventory: opts.Inventory.String()}
+	if err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {
+		return cs, err
+	}
+	if err := m.finishInventory(ctx, *opts.Inventory, inv, p, true, opts.DryRun); err != nil {
+		return cs, err
+	}
+	cs.Sort()
+	return cs, nil
+}
+
+// finishInventory records the set on the parent after an apply or prune:
+// exactly the set's group-kinds and namespaces if it was pruned, the union
+// with the old ones if not (members left behind are members until a
+// prune). A pruned empty set removes the parent.
+func (m *Manager) finishInventory(ctx context.Context, inv Inventory, old *inventoryState, p *plan, pruned, dryRun bool) error {
+	if pruned && len(p.items) == 0 {
+		if dryRun || !old.exists {
+			return nil
+		}
+		err := m.client.Resource(parentGVR).Namespace(inv.Namespace).Delete(ctx, inv.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &old.uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s: %w", inv, err)
+		}
+		return nil
+	}
+	final := &inventoryState{groupKinds: sets.KeySet(p.groupKinds()), namespaces: sets.KeySet(p.namespaces()), checksum: setChecksum(p.sums)}
+	if !pruned {
+		final.groupKinds = final.groupKinds.Union(old.groupKinds)
+		final.namespaces = final.namespaces.Union(old.namespaces)
+	}
+	final.namespaces.Insert(inv.Namespace)
+	if old.records(final) {
+		return nil
+	}
+	return m.writeInventory(ctx, inv, final, dryRun)
+}

@@ -1,0 +1,253 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kix-project/kix/test/cluster"
+)
+
+func TestPruneSet(t *testing.T) {
+	a := ObjectID{Kind: "ConfigMap", Namespace: "x", Name: "a"}
+	b := ObjectID{Kind: "ConfigMap", Namespace: "x", Name: "b"}
+	d := ObjectID{Group: "apps", Kind: "Deployment", Namespace: "x", Name: "a"}
+	got := PruneSet([]ObjectID{d, b, a, b}, map[ObjectID]bool{a: true})
+	if diff := cmp.Diff([]ObjectID{b, d}, got); diff != "" {
+		t.Errorf("PruneSet (-want +got):\n%s", diff)
+	}
+	if got := PruneSet(nil, map[ObjectID]bool{a: true}); len(got) != 0 {
+		t.Errorf("nothing to prune: %v", got)
+	}
+}
+
+const threeObjects = twoConfigMaps + `
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+stringData: {k: v}
+`
+
+func createHandMade(t *testing.T, ns, name string) {
+	t.Helper()
+	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name}}}
+	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Prune deletes exactly what left the set: hand-made objects and another
+// inventory's objects in the same namespace survive.
+func TestPruneDeletesExactlyWhatLeftTheSet(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	shop := &Inventory{Name: "shop", Namespace: ns}
+	apply(t, m, objects(t, ns, threeObjects), ApplyOptions{DefaultNamespace: ns, Inventory: shop})
+	apply(t, m, objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "other-set", Namespace: ns}, Prune: true})
+	createHandMade(t, ns, "by-hand")
+
+	onlyA := objects(t, ns, strings.Split(twoConfigMaps, "---")[0])
+	cs := apply(t, m, onlyA, ApplyOptions{DefaultNamespace: ns, Inventory: shop, Prune: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b pruned", "Secret/"+ns+"/s pruned")
+	for _, c := range []struct {
+		gvr  schema.GroupVersionResource
+		name string
+		want bool
+	}{{configMaps, "a", true}, {configMaps, "b", false}, {secrets, "s", false}, {configMaps, "other", true}, {configMaps, "by-hand", true}} {
+		if got := exists(t, c.gvr, ns, c.name); got != c.want {
+			t.Errorf("%s %s exists: %v, want %v", c.gvr.Resource, c.name, got, c.want)
+		}
+	}
+	parent, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gks := parent.GetAnnotations()[GroupKindsAnnotation]; gks != "ConfigMap" {
+		t.Errorf("parent group-kinds %q after the prune, want ConfigMap", gks)
+	}
+}
+
+func TestPruneRefusesAnEmptySet(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "set", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	if _, err := m.Apply(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true}); !errors.Is(err, ErrEmptySet) {
+		t.Fatalf("apply of an empty set with prune: %v", err)
+	}
+	if _, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv}); !errors.Is(err, ErrEmptySet) {
+		t.Fatalf("prune of an empty set: %v", err)
+	}
+	if !exists(t, configMaps, ns, "a") {
+		t.Fatal("a refused prune deleted something")
+	}
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "ConfigMap/"+ns+"/a pruned", "ConfigMap/"+ns+"/b pruned")
+	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "set") {
+		t.Error("an allowed empty prune left members or the inventory")
+	}
+}
+
+func TestPruneKeepsObjectsMarkedToStay(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "keep", Namespace: ns}
+	set := strings.Replace(twoConfigMaps, "metadata: {name: b}", "metadata: {name: b, annotations: {kix.dev/prune: disabled}}", 1)
+	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	cs := apply(t, m, objects(t, ns, strings.Split(twoConfigMaps, "---")[0]), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b kept")
+	if !exists(t, configMaps, ns, "b") {
+		t.Error("an object marked kix.dev/prune: disabled was deleted")
+	}
+}
+
+func TestPruneDryRunChangesNothing(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "dry", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	cs := apply(t, m, objects(t, ns, strings.Split(twoConfigMaps, "---")[0]), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true, DryRun: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b pruned")
+	if !exists(t, configMaps, ns, "b") {
+		t.Error("a dry-run prune deleted an object")
+	}
+	parent, _ := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "dry", metav1.GetOptions{})
+	if parent.GetAnnotations()[ChecksumAnnotation] == "" {
+		t.Error("the parent lost its checksum")
+	}
+}
+
+// An apply that dies half way (after recording its intent, before its
+// prune) is completed by the next apply, and that one's prune is right.
+func TestInterruptedApplyIsCompletedByTheNext(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "flaky", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+
+	// The next set adds a Secret and a Deployment that will not become
+	// ready; the apply is killed while it waits, after everything is
+	// applied, before any prune or final inventory write.
+	ctx, cancel := context.WithCancel(context.Background())
+	withSecret := objects(t, ns, threeObjects+`
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: slow}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: slow}}
+  template:
+    metadata: {labels: {app: slow}}
+    spec: {containers: [{name: c, image: nix.internal/none}]}
+`)
+	_, err := m.Apply(ctx, withSecret, ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true, Wait: true,
+		Progress: func(msg string) {
+			if strings.HasPrefix(msg, "waiting") {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("the interrupted apply returned %v", err)
+	}
+	if !exists(t, secrets, ns, "s") {
+		t.Fatal("the Secret was not applied before the interruption")
+	}
+
+	// Back to only ConfigMap a: the prune must find the Secret and the
+	// Deployment too, though the parent never recorded them as members.
+	cs := apply(t, m, objects(t, ns, strings.Split(twoConfigMaps, "---")[0]), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b pruned", "Secret/"+ns+"/s pruned", "Deployment/"+ns+"/slow pruned")
+}
+
+func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	owned := ns + "-owned"
+	inv := &Inventory{Name: "ns-guard", Namespace: ns}
+	set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
+	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	createHandMade(t, owned, "not-kix")
+
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "Namespace/"+owned+" kept", "ConfigMap/"+owned+"/mine pruned")
+	if msg := cs.Changes[0].Message; !strings.Contains(msg, "ConfigMap/"+owned+"/not-kix") {
+		t.Errorf("kept namespace message %q does not name the foreign object", msg)
+	}
+	if !exists(t, configMaps, owned, "not-kix") {
+		t.Error("the hand-made object is gone")
+	}
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), owned, metav1.DeleteOptions{})
+	})
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := filepath.Join(cluster.KubeBinDir(), "kubectl")
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", kube.Get(t).Info.Kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECTL_APPLYSET=true")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// kix's inventories are ApplySets kubectl understands: kubectl computes
+// the same ID for a parent, and lists the same members.
+func TestInventoryIsAnApplySetKubectlReads(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+
+	// kubectl makes an ApplySet of its own; its ID is what kix computes.
+	file := filepath.Join(t.TempDir(), "cm.yaml")
+	if err := os.WriteFile(file, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: by-kubectl}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "apply", "-n", ns, "--server-side", "--prune", "--applyset=configmap/kubectl-set", "-f", file)
+	parent, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "kubectl-set", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := parent.GetLabels()[ParentIDLabel], (Inventory{Name: "kubectl-set", Namespace: ns}).ID(); got != want {
+		t.Errorf("kubectl's ApplySet ID %s, kix computes %s", got, want)
+	}
+	// kix will not take over a set another tool manages.
+	_, err = m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "kubectl-set", Namespace: ns}})
+	if err == nil || !strings.Contains(err.Error(), "kubectl") {
+		t.Errorf("applying into kubectl's ApplySet: %v", err)
+	}
+
+	// kubectl lists kix's members by the ApplySet label.
+	inv := &Inventory{Name: "kix-set", Namespace: ns}
+	apply(t, m, objects(t, ns, threeObjects), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	parent, _ = dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "kix-set", metav1.GetOptions{})
+	var kinds []string
+	for _, gk := range strings.Split(parent.GetAnnotations()[GroupKindsAnnotation], ",") {
+		kinds = append(kinds, strings.ToLower(gk)+"s")
+	}
+	out := kubectl(t, "get", strings.Join(kinds, ","), "-n", ns, "-l", PartOfLabel+"="+inv.ID(), "-o", "name")
+	got := strings.Fields(out)
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"configmap/a", "configmap/b", "secret/s"}, got); diff != "" {
+		t.Errorf("kubectl's view of the members (-want +got):\n%s", diff)
+	}
+}
