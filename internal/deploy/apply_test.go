@@ -247,4 +247,3 @@ spec:
 		t.Errorf("error %v", err)
 	}
 }
-

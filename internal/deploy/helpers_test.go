@@ -127,4 +127,3 @@ func apply(t *testing.T, m *Manager, objs []*unstructured.Unstructured, opts App
 	}
 	return cs
 }
-
