@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -88,7 +89,7 @@ func pushRun(ctx context.Context, opts *PushOptions, source, dest string) error 
 	if err != nil {
 		return err
 	}
-	res, err := push(ctx, b.Cache, a, ref, opts)
+	res, err := push(ctx, b.Cache, a, ref, pushTarget{docker: opts.Docker, insecure: opts.Insecure, log: opts.IO.ErrOut})
 	if err != nil {
 		return fmt.Errorf("pushing %s to %s: %w", storePath, ref, err)
 	}
@@ -120,15 +121,22 @@ func pushReference(dest, storePath string, insecure bool) (name.Reference, error
 	return ref, nil
 }
 
-func push(ctx context.Context, cache *image.BlobCache, a *image.Artifact, ref name.Reference, opts *PushOptions) (*PushResult, error) {
-	m := a.Manifest(opts.Docker)
+// pushTarget says how to push.
+type pushTarget struct {
+	docker   bool // Docker schema 2 manifests instead of OCI
+	insecure bool // plain HTTP and unverified TLS allowed
+	log      io.Writer
+}
+
+func push(ctx context.Context, cache *image.BlobCache, a *image.Artifact, ref name.Reference, to pushTarget) (*PushResult, error) {
+	m := a.Manifest(to.docker)
 	res := &PushResult{
 		StorePath: a.StorePath,
 		Reference: ref.Context().Digest(m.Digest.String()).String(),
 		Digest:    m.Digest.String(),
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	if opts.Insecure {
+	if to.insecure {
 		ropts = append(ropts, remote.WithTransport(insecureTransport()))
 	}
 	desc, err := remote.Head(ref, ropts...)
@@ -139,11 +147,11 @@ func push(ctx context.Context, cache *image.BlobCache, a *image.Artifact, ref na
 	case err != nil && !(errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound):
 		return nil, err
 	}
-	img, idx, err := a.V1(cache, opts.Docker)
+	img, idx, err := a.V1(cache, to.docker)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "pushing %s (%d blobs)\n", ref, len(a.Blobs()))
+	fmt.Fprintf(to.log, "pushing %s (%d blobs)\n", ref, len(a.Blobs()))
 	if img != nil {
 		err = remote.Write(ref, img, ropts...)
 	} else {

@@ -73,6 +73,10 @@ pods mount, all derived from one closure.`,
 	root.CompletionOptions.HiddenDefaultCmd = true
 
 	root.AddCommand(
+		NewCmdBuild(streams),
+		NewCmdApply(streams),
+		NewCmdDiff(streams),
+		NewCmdPrune(streams),
 		NewCmdRegistry(streams),
 		NewCmdPush(streams),
 		NewCmdImage(streams),

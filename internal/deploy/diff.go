@@ -130,9 +130,13 @@ func newObjectDiff(it *item, live, desired *unstructured.Unstructured, note stri
 	default:
 		d.Action = Configured
 	}
+	from, lines := "live/"+it.id.String(), difflib.SplitLines(before)
+	if live == nil {
+		from, lines = "/dev/null", nil
+	}
 	d.Diff, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(before), B: difflib.SplitLines(after),
-		FromFile: "live/" + it.id.String(), ToFile: "desired/" + it.id.String(), Context: 3,
+		A: lines, B: difflib.SplitLines(after),
+		FromFile: from, ToFile: "desired/" + it.id.String(), Context: 3,
 	})
 	return d, err
 }

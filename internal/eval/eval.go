@@ -59,6 +59,8 @@ func Evaluate(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		value = docs
+	case !strings.Contains(opts.File, "#") && !exists(opts.File):
+		return nil, fmt.Errorf("-f %s: no such file or folder", opts.File)
 	case isNix(opts.File):
 		v, paths, err := evalNix(ctx, opts, res.Source)
 		if err != nil {
@@ -81,6 +83,11 @@ func Evaluate(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Objects = objs
 	return res, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func sourceName(opts Options) string {
@@ -143,7 +150,9 @@ func evalNix(ctx context.Context, opts Options, source string) (any, []string, e
 		}
 		args = append(args, "--impure", "--expr", expr)
 	}
-	out, err := runNix(ctx, opts, args...)
+	quiet := opts
+	quiet.Log = nil // evaluation says nothing but errors, which the error carries
+	out, err := runNix(ctx, quiet, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evaluating %s: %w", source, err)
 	}
@@ -235,7 +244,7 @@ func runCommand(ctx context.Context, opts Options, name string, args ...string) 
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if opts.Log != nil {
-		cmd.Stderr = io.MultiWriter(&stderr, opts.Log)
+		cmd.Stderr = io.MultiWriter(&stderr, &dropLines{w: opts.Log, drop: "did not specify '--add-root'"})
 	}
 	if err := cmd.Run(); err != nil {
 		var execErr *exec.Error
@@ -262,4 +271,30 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// dropLines passes what is written to w, except lines containing drop:
+// nix-store warns about GC roots on every --realise, and kix makes none on
+// purpose (what it deploys is rooted by the cluster, not by the client).
+type dropLines struct {
+	w       io.Writer
+	drop    string
+	partial []byte
+}
+
+func (d *dropLines) Write(p []byte) (int, error) {
+	d.partial = append(d.partial, p...)
+	for {
+		i := bytes.IndexByte(d.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := d.partial[:i+1]
+		if !bytes.Contains(line, []byte(d.drop)) {
+			if _, err := d.w.Write(line); err != nil {
+				return len(p), err
+			}
+		}
+		d.partial = d.partial[i+1:]
+	}
 }

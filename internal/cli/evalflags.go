@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kix-project/kix/internal/eval"
+)
+
+// evalOptions choose what to evaluate: -f, -A, --arg, --argstr.
+type evalOptions struct {
+	File    string
+	Attr    string
+	Args    []string
+	ArgStrs []string
+}
+
+func (o *evalOptions) addEvalFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.File, "filename", "f", "", "Nix file, flake output (PATH#attr), or YAML/JSON manifests file or folder; - for standard input")
+	fs.StringVarP(&o.Attr, "attr", "A", "", "attribute of the Nix file's value to evaluate")
+	fs.StringArrayVar(&o.Args, "arg", nil, "NAME=EXPR: pass a Nix expression to the file's function (repeatable)")
+	fs.StringArrayVar(&o.ArgStrs, "argstr", nil, "NAME=VALUE: pass a string to the file's function (repeatable)")
+}
+
+// evaluate evaluates the input; Nix's build output goes to log.
+func (o *evalOptions) evaluate(ctx context.Context, in io.Reader, log io.Writer) (*eval.Result, error) {
+	args, err := pairs("--arg", o.Args)
+	if err != nil {
+		return nil, err
+	}
+	argStrs, err := pairs("--argstr", o.ArgStrs)
+	if err != nil {
+		return nil, err
+	}
+	return eval.Evaluate(ctx, eval.Options{File: o.File, Attr: o.Attr, Args: args, ArgStrs: argStrs, Stdin: in, Log: log})
+}
+
+// pairs reads "--arg NAME EXPR" values. pflag gives one value per flag,
+// so both "NAME=EXPR" and "NAME EXPR" (quoted together) are accepted.
+func pairs(flag string, values []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range values {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok {
+			name, value, ok = strings.Cut(v, " ")
+		}
+		if !ok || name == "" {
+			return nil, usageErrorf("%s %q: want NAME=VALUE", flag, v)
+		}
+		m[name] = value
+	}
+	return m, nil
+}
+
+func requireFile(o *evalOptions) error {
+	if o.File == "" {
+		return usageErrorf("give what to deploy with -f FILE (a Nix file, a flake output, or manifests)")
+	}
+	return nil
+}
+

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
+)
+
+// kubeOptions are kubectl's connection flags (--kubeconfig, --context,
+// -n/--namespace, --server, --token, ...), read the way kubectl reads them.
+type kubeOptions struct {
+	flags *genericclioptions.ConfigFlags
+}
+
+func (o *kubeOptions) addKubeFlags(fs *pflag.FlagSet) {
+	o.flags = genericclioptions.NewConfigFlags(true)
+	// kix caches discovery in memory; --cache-dir is kix's image cache.
+	o.flags.CacheDir = nil
+	o.flags.AddFlags(fs)
+}
+
+// restConfig returns the client configuration, with API warnings written
+// once each to w.
+func (o *kubeOptions) restConfig(w io.Writer) (*rest.Config, error) {
+	cfg, err := o.flags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.WarningHandler = rest.NewWarningWriter(w, rest.WarningWriterOptions{Deduplicate: true, Color: isTerminal(w)})
+	return cfg, nil
+}
+
+// namespace is -n, or the kubeconfig context's namespace, or "default".
+func (o *kubeOptions) namespace() (string, error) {
+	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
+	return ns, err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
