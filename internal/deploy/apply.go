@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
@@ -136,41 +137,73 @@ type applied struct {
 }
 
 func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
-	live, err := m.liveObjects(ctx, items, opts.Inventory)
+	live, err := m.liveObjects(ctx, items)
 	if err != nil {
 		return nil, err
 	}
 	results := map[ObjectID]*applied{}
 	var todo []*item
+	allNew := true
 	for _, it := range items {
-		if l := live[it.id]; l != nil && upToDate(l, it) {
-			results[it.id] = &applied{item: it, obj: l}
+		l, exists := live[it.id]
+		if exists && upToDate(l, it) {
+			results[it.id] = &applied{item: it} // read again if waited for
 			cs.add(Change{Object: it.id, Action: Unchanged, DryRun: opts.DryRun, stage: it.stage})
 			continue
 		}
+		allNew = allNew && !exists
 		todo = append(todo, it)
 	}
 	if len(todo) == 0 {
 		return results, nil
 	}
-	if !opts.DryRun {
-		// Validate the whole stage before changing any of it.
+	// A stage that changes existing objects is validated whole before any
+	// of it is applied. A stage of new objects is applied at once, and
+	// what it created is removed again if any object is refused.
+	if !opts.DryRun && !allNew {
 		if _, errs := m.applyItems(ctx, todo, opts.Force, true); failed(errs) {
 			return results, reportFailures(todo, errs, cs)
 		}
 	}
 	out, errs := m.applyItems(ctx, todo, opts.Force, opts.DryRun)
+	if failed(errs) && !opts.DryRun {
+		return results, m.rollBack(ctx, todo, out, errs, cs)
+	}
 	for i, it := range todo {
-		if errs[i] != nil {
-			continue
-		}
 		results[it.id] = &applied{item: it, obj: out[i]}
 		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
 	}
-	if failed(errs) {
-		return results, reportFailures(todo, errs, cs)
-	}
 	return results, nil
+}
+
+// rollBack deletes the objects a stage of new objects created when others
+// of it were refused, so the stage leaves nothing behind.
+func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*unstructured.Unstructured, errs []error, cs *ChangeSet) error {
+	var created []*item
+	for i, it := range todo {
+		if errs[i] == nil && out[i] != nil && createdByThisApply(out[i]) {
+			created = append(created, it)
+		}
+	}
+	uids := map[*item]types.UID{}
+	for i, it := range todo {
+		if out[i] != nil {
+			uids[it] = out[i].GetUID()
+		}
+	}
+	rollbackErrs := forEach(ctx, m.workers, created, func(ctx context.Context, it *item) error {
+		uid := uids[it]
+		err := m.resourceFor(it.obj, it.mapping).Delete(ctx, it.id.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return &ObjectError{ID: it.id, Err: fmt.Errorf("removing it again after its stage failed: %w", err)}
+		}
+		return nil
+	})
+	err := reportFailures(todo, errs, cs)
+	if len(created) > 0 {
+		err = fmt.Errorf("%w\n(the %d new objects of the stage that were created have been removed again)", err, len(created))
+	}
+	return errors.Join(append([]error{err}, rollbackErrs...)...)
 }
 
 // applyItems server-side applies items in parallel.
@@ -215,7 +248,7 @@ func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
 
 // classify tells what an apply did: live is the object before (nil if kix
 // did not find it), result what the server answered.
-func classify(live, result *unstructured.Unstructured, dryRun bool) Action {
+func classify(live metav1.Object, result *unstructured.Unstructured, dryRun bool) Action {
 	if live == nil {
 		if dryRun || createdByThisApply(result) {
 			return Created

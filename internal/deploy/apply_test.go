@@ -247,3 +247,31 @@ spec:
 		t.Errorf("error %v", err)
 	}
 }
+
+// A stage that updates existing objects is validated whole first: a
+// refused object leaves the others' updates unapplied.
+func TestRejectedObjectLeavesUpdatesUnapplied(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns})
+	changed := strings.ReplaceAll(twoConfigMaps, `{k: "1"}`, `{k: "2"}`) + `
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bad}
+spec:
+  ports: [{port: 99999}]
+`
+	if _, err := m.Apply(context.Background(), objects(t, ns, changed), ApplyOptions{DefaultNamespace: ns}); err == nil {
+		t.Fatal("apply succeeded")
+	}
+	for _, name := range []string{"a", "b"} {
+		cm, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _, _ := unstructured.NestedString(cm.Object, "data", "k"); v != "1" {
+			t.Errorf("ConfigMap %s was updated to %q although its stage had a refused object", name, v)
+		}
+	}
+}

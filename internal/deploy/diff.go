@@ -7,6 +7,7 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -80,19 +81,23 @@ func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions
 		}
 		ready = append(ready, it)
 	}
-	live, err := m.liveObjects(ctx, ready, opts.Inventory)
+	live, err := m.liveObjects(ctx, ready)
 	if err != nil {
 		return nil, err
 	}
 	var todo []*item
 	for _, it := range ready {
-		if l := live[it.id]; l != nil && upToDate(l, it) {
+		if l, ok := live[it.id]; ok && upToDate(l, it) {
 			out = append(out, ObjectDiff{Object: it.id, Action: Unchanged})
 			continue
 		}
 		todo = append(todo, it)
 	}
 	results, errs := m.applyItems(ctx, todo, opts.Force, true)
+	full, err := m.fullObjects(ctx, todo, live)
+	if err != nil {
+		return nil, err
+	}
 	for i, it := range todo {
 		desired, note := results[i], ""
 		if errs[i] != nil {
@@ -102,7 +107,7 @@ func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions
 			// Its namespace does not exist yet: the server cannot say more.
 			desired, note = it.obj, "its namespace is created by this apply; shown as written"
 		}
-		d, err := newObjectDiff(it, live[it.id], desired, note)
+		d, err := newObjectDiff(it, full[it.id], desired, note)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +195,8 @@ func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) (
 		d := ObjectDiff{Object: id, Action: Pruned}
 		if byID[id].obj.GetAnnotations()[PruneAnnotation] == "disabled" {
 			d.Action, d.Message = Kept, PruneAnnotation+": disabled"
-		} else if before, err := normalizedYAML(byID[id].obj); err == nil {
+		} else if obj, err := m.client.Resource(byID[id].mapping.Resource).Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{}); err == nil {
+			before, _ := normalizedYAML(obj)
 			d.Diff, _ = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 				A: difflib.SplitLines(before), FromFile: "live/" + id.String(), ToFile: "/dev/null", Context: 3,
 			})
@@ -198,4 +204,33 @@ func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) (
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// fullObjects reads the whole live objects of the items that exist (live
+// holds only their metadata).
+func (m *Manager) fullObjects(ctx context.Context, items []*item, live map[ObjectID]metav1.Object) (map[ObjectID]*unstructured.Unstructured, error) {
+	var existing []*item
+	for _, it := range items {
+		if _, ok := live[it.id]; ok {
+			existing = append(existing, it)
+		}
+	}
+	full := make(map[ObjectID]*unstructured.Unstructured, len(existing))
+	objs := make([]*unstructured.Unstructured, len(existing))
+	index := map[*item]int{}
+	for i, it := range existing {
+		index[it] = i
+	}
+	errs := forEach(ctx, m.workers, existing, func(ctx context.Context, it *item) error {
+		o, err := m.resourceFor(it.obj, it.mapping).Get(ctx, it.id.Name, metav1.GetOptions{})
+		if err != nil {
+			return &ObjectError{ID: it.id, Err: err}
+		}
+		objs[index[it]] = o
+		return nil
+	})
+	for i, it := range existing {
+		full[it.id] = objs[i]
+	}
+	return full, errors.Join(errs...)
 }

@@ -7,71 +7,61 @@ import (
 	"strings"
 	"sync"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// liveObjects returns the live objects of items that exist. With an
-// inventory, one labelled list per resource and namespace finds them;
-// without, each is read on its own.
-func (m *Manager) liveObjects(ctx context.Context, items []*item, inv *Inventory) (map[ObjectID]*unstructured.Unstructured, error) {
-	live := map[ObjectID]*unstructured.Unstructured{}
-	var mu sync.Mutex
-	found := func(o *unstructured.Unstructured) {
-		mu.Lock()
-		live[IDOf(o)] = o
-		mu.Unlock()
-	}
-	if inv == nil {
-		errs := forEach(ctx, m.workers, items, func(ctx context.Context, it *item) error {
-			o, err := m.resourceFor(it.obj, it.mapping).Get(ctx, it.id.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return &ObjectError{ID: it.id, Err: err}
-			}
-			found(o)
-			return nil
-		})
-		return live, errors.Join(errs...)
-	}
+// liveObjects returns the metadata (labels, annotations, managed fields,
+// UID, resource version) of the items that exist, from one list per
+// resource and namespace: every object of it, labelled or not, so it is
+// exactly known which items are new.
+func (m *Manager) liveObjects(ctx context.Context, items []*item) (map[ObjectID]metav1.Object, error) {
 	type group struct {
-		gvr       schema.GroupVersionResource
+		mapping   *meta.RESTMapping
 		namespace string
 	}
-	seen := map[group]bool{}
+	type key struct {
+		resource  schema.GroupVersionResource
+		namespace string
+	}
+	seen := map[key]bool{}
 	var groups []group
+	wanted := map[ObjectID]bool{}
 	for _, it := range items {
-		g := group{it.mapping.Resource, it.id.Namespace}
-		if !seen[g] {
-			seen[g] = true
-			groups = append(groups, g)
+		wanted[it.id] = true
+		if k := (key{it.mapping.Resource, it.id.Namespace}); !seen[k] {
+			seen[k] = true
+			groups = append(groups, group{it.mapping, it.id.Namespace})
 		}
 	}
-	selector := labels.Set{PartOfLabel: inv.ID()}.String()
+	live := map[ObjectID]metav1.Object{}
+	var mu sync.Mutex
 	errs := forEach(ctx, m.workers, groups, func(ctx context.Context, g group) error {
-		objs, err := m.list(ctx, g.gvr, g.namespace, selector)
+		objs, err := m.listMetadata(ctx, g.mapping, g.namespace, "")
+		mu.Lock()
+		defer mu.Unlock()
 		for _, o := range objs {
-			found(o)
+			if id := idOfMeta(g.mapping, o); wanted[id] {
+				live[id] = o
+			}
 		}
 		return err
 	})
 	return live, errors.Join(errs...)
 }
 
-// list lists a resource in a namespace ("" for all or cluster-scoped) by
-// label selector, page by page.
-func (m *Manager) list(ctx context.Context, gvr schema.GroupVersionResource, namespace, selector string) ([]*unstructured.Unstructured, error) {
-	var out []*unstructured.Unstructured
+// listMetadata lists the metadata of a resource's objects in a namespace
+// ("" for cluster-scoped), page by page.
+func (m *Manager) listMetadata(ctx context.Context, mp *meta.RESTMapping, namespace, selector string) ([]*metav1.PartialObjectMetadata, error) {
+	var out []*metav1.PartialObjectMetadata
 	opts := metav1.ListOptions{LabelSelector: selector, Limit: 500}
 	for {
-		l, err := m.client.Resource(gvr).Namespace(namespace).List(ctx, opts)
+		l, err := m.meta.Resource(mp.Resource).Namespace(namespace).List(ctx, opts)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listing %s: %w", mp.Resource.Resource, err)
 		}
 		for i := range l.Items {
 			out = append(out, &l.Items[i])
@@ -82,11 +72,16 @@ func (m *Manager) list(ctx context.Context, gvr schema.GroupVersionResource, nam
 	}
 }
 
+// idOfMeta is the ID of a listed object of a resource.
+func idOfMeta(mp *meta.RESTMapping, o metav1.Object) ObjectID {
+	return ObjectID{Group: mp.GroupVersionKind.Group, Kind: mp.GroupVersionKind.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
 // upToDate reports whether a live object is as kix last applied it for
 // this content: it carries the content's checksum, and no other field
 // manager has written a field the desired object sets since kix applied
 // (a kubectl edit, say). Such objects need no request at all.
-func upToDate(live *unstructured.Unstructured, it *item) bool {
+func upToDate(live metav1.Object, it *item) bool {
 	if live.GetAnnotations()[ChecksumAnnotation] != it.sum || live.GetDeletionTimestamp() != nil {
 		return false
 	}
@@ -108,7 +103,7 @@ func upToDate(live *unstructured.Unstructured, it *item) bool {
 			continue // written before kix's apply, which set its fields after
 		}
 		var fields map[string]any
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil || touches(fields, it.obj.Object) {
+		if json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields) != nil || touches(fields, it.obj.Object) {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 )
@@ -19,27 +20,30 @@ import (
 const FieldManager = "kix"
 
 // DefaultWorkers bounds the requests a Manager makes at once.
-const DefaultWorkers = 16
+const DefaultWorkers = 32
 
 // Manager applies, diffs, waits for and prunes sets of objects on one
 // cluster.
 type Manager struct {
 	client  dynamic.Interface
-	quiet   dynamic.Interface // for reads whose deprecation warnings are not the user's concern
+	meta    metadata.Interface // lists of metadata only: what existence and up-to-date checks need
+	quiet   dynamic.Interface  // for reads whose deprecation warnings are not the user's concern
 	disco   discovery.CachedDiscoveryInterface
 	mapper  meta.ResettableRESTMapper
 	workers int
 }
 
-// NewManager connects to a cluster. Client-side rate limits are raised to
-// what a deploy of a thousand objects needs; API priority and fairness on
-// the server still applies.
+// NewManager connects to a cluster. It makes at most DefaultWorkers
+// requests at once and leaves rate limiting to the server (API priority and
+// fairness) rather than client-go's default of five per second.
 func NewManager(cfg *rest.Config) (*Manager, error) {
 	cfg = rest.CopyConfig(cfg)
-	if cfg.QPS < 100 {
-		cfg.QPS, cfg.Burst = 100, 200
-	}
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = -1, 0, nil
 	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	metaClient, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +59,7 @@ func NewManager(cfg *rest.Config) (*Manager, error) {
 	}
 	cached := memory.NewMemCacheClient(disco)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
-	return &Manager{client: client, quiet: quiet, disco: cached, mapper: mapper, workers: DefaultWorkers}, nil
+	return &Manager{client: client, meta: metaClient, quiet: quiet, disco: cached, mapper: mapper, workers: DefaultWorkers}, nil
 }
 
 // mapping finds the resource of a kind, asking discovery again once if the

@@ -32,7 +32,7 @@ func PruneSet(members []ObjectID, desired map[ObjectID]bool) []ObjectID {
 // member is a live member of an inventory.
 type member struct {
 	id         ObjectID
-	obj        *unstructured.Unstructured
+	obj        metav1.Object
 	mapping    *meta.RESTMapping
 	namespaced bool
 }
@@ -66,14 +66,14 @@ func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState
 	var mu sync.Mutex
 	var out []*member
 	errs := forEach(ctx, m.workers, tasks, func(ctx context.Context, t task) error {
-		objs, err := m.list(ctx, t.mapping.Resource, t.namespace, selector)
+		objs, err := m.listMetadata(ctx, t.mapping, t.namespace, selector)
 		if err != nil {
-			return fmt.Errorf("listing %s of %s: %w", t.mapping.Resource.Resource, inv, err)
+			return fmt.Errorf("%s: %w", inv, err)
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, o := range objs {
-			out = append(out, &member{id: IDOf(o), obj: o, mapping: t.mapping, namespaced: t.namespace != ""})
+			out = append(out, &member{id: idOfMeta(t.mapping, o), obj: o, mapping: t.mapping, namespaced: t.namespace != ""})
 		}
 		return nil
 	})

@@ -28,9 +28,14 @@ func (m *Manager) wait(ctx context.Context, objs map[ObjectID]*applied, opts App
 	start := time.Now()
 	results := map[ObjectID]*status.Result{}
 	pending := map[ObjectID]*applied{}
+	unread := map[ObjectID]*applied{}
 	for id, a := range objs {
 		pending[id] = a
+		if a.obj == nil {
+			unread[id] = a
+		}
 	}
+	m.refresh(ctx, unread) // objects that were up to date were not read whole
 	for {
 		for id, a := range pending {
 			r, err := status.Compute(a.obj)
