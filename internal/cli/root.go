@@ -80,6 +80,8 @@ pods mount, all derived from one closure.`,
 		NewCmdRegistry(streams),
 		NewCmdPush(streams),
 		NewCmdImage(streams),
+		NewCmdCache(streams),
+		NewCmdCSI(streams),
 		NewCmdVersion(streams),
 	)
 	markUsageErrors(root)

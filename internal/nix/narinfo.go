@@ -95,8 +95,8 @@ func (c *BinaryCache) verify(path string, ni *narinfo.NarInfo) error {
 	if c.allowUnsigned || c.signedByTrustedKey(ni) {
 		return nil
 	}
-	return fmt.Errorf("%s: no valid signature from a trusted key in %s (signed by: %s)",
-		path, c, signers(ni.Signatures))
+	return &untrustedError{fmt.Sprintf("%s: no valid signature from a trusted key in %s (signed by: %s)",
+		path, c, signers(ni.Signatures))}
 }
 
 // signedByTrustedKey reports whether any of ni's signatures is valid for a

@@ -129,7 +129,7 @@ func run(ctx context.Context, w io.Writer, kixBin string) (err error) {
 	if phase != corev1.PodSucceeded {
 		return fmt.Errorf("pod hello %s", phase)
 	}
-	return nil
+	return csiScene(ctx, w, kix, c, hello)
 }
 
 func waitForCompletion(ctx context.Context, c *cluster.Cluster, name string) (corev1.PodPhase, error) {

@@ -1,0 +1,168 @@
+package cache
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+
+	"github.com/kix-project/kix/internal/nix"
+)
+
+// maxMemo bounds how many narinfos a folder's backend keeps in memory
+// (a few hundred bytes each); past it the memory starts afresh.
+const maxMemo = 200_000
+
+// dirBackend serves a binary cache folder.
+type dirBackend struct {
+	dir       string
+	key       *nix.SigningKey
+	maxUpload int64
+
+	mu   sync.Mutex
+	memo map[string]memoEntry // hash -> narinfo as served
+}
+
+// memoEntry is a narinfo as served, and the file it was read from.
+type memoEntry struct {
+	modTime time.Time
+	size    int64
+	data    []byte
+}
+
+func newDirBackend(opts Options) (*dirBackend, error) {
+	fi, err := os.Stat(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("cache folder %s is not a folder", opts.Dir)
+	}
+	if err := checkFolderStoreDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "nar"), 0o755); err != nil {
+		return nil, fmt.Errorf("cache folder: %w", err)
+	}
+	return &dirBackend{dir: opts.Dir, key: opts.SigningKey, maxUpload: opts.MaxUploadSize, memo: map[string]memoEntry{}}, nil
+}
+
+// checkFolderStoreDir refuses a folder whose nix-cache-info is for another
+// store location.
+func checkFolderStoreDir(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "nix-cache-info"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cache folder: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "StoreDir:"); ok && strings.TrimSpace(v) != nix.StoreDir {
+			return fmt.Errorf("cache folder %s is for store %s, not %s", dir, strings.TrimSpace(v), nix.StoreDir)
+		}
+	}
+	return nil
+}
+
+func (b *dirBackend) narinfoFile(hash string) string {
+	return filepath.Join(b.dir, hash+".narinfo")
+}
+
+func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
+	name := b.narinfoFile(hash)
+	fi, err := os.Stat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &nix.NotFoundError{Path: nix.StoreDir + "/" + hash + "-…", Store: "the cache"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	e, ok := b.memo[hash]
+	b.mu.Unlock()
+	if ok && e.modTime.Equal(fi.ModTime()) && e.size == fi.Size() {
+		return e.data, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if b.key != nil {
+		data = b.signed(data)
+	}
+	b.mu.Lock()
+	if len(b.memo) >= maxMemo {
+		clear(b.memo)
+	}
+	b.memo[hash] = memoEntry{modTime: fi.ModTime(), size: fi.Size(), data: data}
+	b.mu.Unlock()
+	return data, nil
+}
+
+// signed returns the narinfo with the server's signature added, or as it is
+// if the key signed it already or it cannot be parsed (Nix will judge it).
+func (b *dirBackend) signed(data []byte) []byte {
+	ni, err := narinfo.Parse(bytes.NewReader(data))
+	if err != nil || ni.NarHash == nil {
+		return data
+	}
+	for _, s := range ni.Signatures {
+		if s.Name == b.key.Name {
+			return data
+		}
+	}
+	if err := b.key.Sign(ni); err != nil {
+		return data
+	}
+	return []byte(ni.String())
+}
+
+// serveNAR serves nar/<name> as it is, with ranges.
+func (b *dirBackend) serveNAR(w http.ResponseWriter, r *http.Request, name string) error {
+	if !isPlainName(name) {
+		return &httpError{http.StatusNotFound, "no such NAR"}
+	}
+	f, err := os.Open(filepath.Join(b.dir, "nar", name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &httpError{http.StatusNotFound, "no such NAR"}
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return &httpError{http.StatusNotFound, "no such NAR"}
+	}
+	w.Header().Set("Content-Type", "application/x-nix-nar")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+	return nil
+}
+
+// isPlainName reports whether name is one file name, not hidden (uploads
+// in progress start with a dot) and not leaving the folder.
+func isPlainName(name string) bool {
+	return name != "" && !strings.HasPrefix(name, ".") && !strings.ContainsAny(name, "/\\\x00")
+}
+
+// forget drops a narinfo from memory after it was replaced.
+func (b *dirBackend) forget(hash string) {
+	b.mu.Lock()
+	delete(b.memo, hash)
+	b.mu.Unlock()
+}

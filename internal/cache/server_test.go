@@ -1,0 +1,154 @@
+package cache
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kix-project/kix/internal/nix"
+	"github.com/kix-project/kix/test/fixture"
+)
+
+type request struct {
+	method, path, auth string
+	body               []byte
+}
+
+func do(t *testing.T, base string, r request) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if r.body != nil {
+		body = strings.NewReader(string(r.body))
+	}
+	req, err := http.NewRequest(r.method, base+r.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.auth != "" {
+		req.Header.Set("Authorization", r.auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+func TestStoreProtocol(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	key := newKey(t, "kix-test-1")
+	url := serve(t, Options{Store: nix.NewLocalStore(), SigningKey: key})
+	_, narinfo := do(t, url, request{method: "GET", path: "/" + nix.HashPart(hello) + ".narinfo"})
+	var narURL string
+	for _, l := range strings.Split(narinfo, "\n") {
+		narURL, _ = strings.CutPrefix(l, "URL: ")
+		if narURL != l {
+			break
+		}
+	}
+	missing := "/00000000000000000000000000000000.narinfo"
+	tests := []struct {
+		name     string
+		req      request
+		wantCode int
+		wantBody string
+	}{
+		{"cache info", request{method: "GET", path: "/nix-cache-info"}, 200, "StoreDir: /nix/store\n"},
+		{"narinfo", request{method: "GET", path: "/" + nix.HashPart(hello) + ".narinfo"}, 200, "Sig: kix-test-1:"},
+		{"narinfo HEAD", request{method: "HEAD", path: "/" + nix.HashPart(hello) + ".narinfo"}, 200, ""},
+		{"narinfo of a path the store lacks", request{method: "GET", path: missing}, 404, ""},
+		{"not a hash", request{method: "GET", path: "/hello.narinfo"}, 404, ""},
+		{"NAR HEAD", request{method: "HEAD", path: "/" + narURL}, 200, ""},
+		{"NAR of another hash", request{method: "GET", path: "/" + strings.Replace(narURL, "-", "-1", 1)[:len(narURL)]}, 404, ""},
+		{"NAR name that is not ours", request{method: "GET", path: "/nar/../nix-cache-info"}, 404, ""},
+		{"upload to a store", request{method: "PUT", path: missing, auth: "Bearer x", body: []byte("x")}, 403, "takes no uploads"},
+		{"DELETE", request{method: "DELETE", path: missing}, 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := do(t, url, tt.req)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("%s %s: %d %q, want %d with %q", tt.req.method, tt.req.path, code, body, tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+}
+
+// Uploads are checked before anything is accepted, and a refused one
+// leaves nothing behind.
+func TestUploads(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	var greeting string
+	for _, p := range fixture.Closure(t, hello) {
+		if strings.HasSuffix(p, "-hello-greeting-1.0") {
+			greeting = p
+		}
+	}
+	src := fixture.NewBinaryCache(t, "xz", hello) // what Nix would upload
+	file := func(rel string) []byte {
+		data, err := os.ReadFile(filepath.Join(src.Dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	narinfoOf := func(p string) (string, []byte) {
+		return "/" + nix.HashPart(p) + ".narinfo", file(nix.HashPart(p) + ".narinfo")
+	}
+	narOf := func(p string) (string, []byte) {
+		rel, _ := filepath.Rel(src.Dir, narFileOf(t, src.Dir, p))
+		return "/" + rel, file(rel)
+	}
+	helloInfo, helloInfoData := narinfoOf(hello)
+	greetInfo, greetInfoData := narinfoOf(greeting)
+	greetNAR, greetNARData := narOf(greeting)
+	otherNAR, _ := narOf(hello)
+
+	key := newKey(t, "kix-test-1")
+	dir := t.TempDir()
+	url := serve(t, Options{Dir: dir, SigningKey: key, UploadToken: "tok"})
+	noUploads := serve(t, Options{Dir: t.TempDir()})
+	const bearer, basic = "Bearer tok", "Basic a2l4OnRvaw==" // kix:tok
+	steps := []struct {
+		name     string
+		url      string
+		req      request
+		wantCode int
+		wantBody string
+	}{
+		{"uploads disabled", noUploads, request{"PUT", greetNAR, bearer, greetNARData}, 403, "--upload-token"},
+		{"no token", url, request{"PUT", greetNAR, "", greetNARData}, 401, "token"},
+		{"wrong token", url, request{"PUT", greetNAR, "Bearer nope", greetNARData}, 401, "token"},
+		{"narinfo before its NAR", url, request{"PUT", greetInfo, bearer, greetInfoData}, 400, "upload it first"},
+		{"NAR under another hash", url, request{"PUT", otherNAR, bearer, greetNARData}, 400, "sha256"},
+		{"NAR name Nix does not make", url, request{"PUT", "/nar/x.nar", bearer, greetNARData}, 400, "file name"},
+		{"NAR", url, request{"PUT", greetNAR, basic, greetNARData}, 201, ""},
+		{"narinfo for another hash", url, request{"PUT", helloInfo, bearer, greetInfoData}, 400, "does not have hash"},
+		{"narinfo with another NAR size", url, request{"PUT", greetInfo, bearer,
+			[]byte(strings.Replace(string(greetInfoData), "NarSize: ", "NarSize: 1", 1))}, 400, "size mismatch"},
+		{"narinfo whose references are missing", url, request{"PUT", helloInfo, bearer, helloInfoData}, 400, "not in the cache"},
+		{"narinfo", url, request{"PUT", greetInfo, bearer, greetInfoData}, 201, ""},
+		{"served signed", url, request{"GET", greetInfo, "", nil}, 200, "Sig: kix-test-1:"},
+		{"other files", url, request{"PUT", "/log/x", bearer, []byte("x")}, 400, "only narinfos and NARs"},
+		{"cache info", url, request{"PUT", "/nix-cache-info", bearer, []byte("StoreDir: /nix/store\n")}, 201, ""},
+	}
+	for _, s := range steps {
+		code, body := do(t, s.url, s.req)
+		if code != s.wantCode || !strings.Contains(body, s.wantBody) {
+			t.Errorf("%s: %s %s: %d %q, want %d with %q", s.name, s.req.method, s.req.path, code, body, s.wantCode, s.wantBody)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*", ".upload-*"))
+	top, _ := filepath.Glob(filepath.Join(dir, ".upload-*"))
+	if left = append(left, top...); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if n := narinfoCount(t, dir); n != 1 {
+		t.Errorf("cache holds %d narinfos, want 1 (hello-greeting)", n)
+	}
+}

@@ -1,0 +1,142 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
+
+	"github.com/kix-project/kix/internal/nix"
+)
+
+// Store is the node's store folder: verified store paths, fetched from
+// substituters, that all volumes' views link to.
+type Store struct {
+	dir      string // holds store/ and tmp/
+	caches   []*nix.BinaryCache
+	parallel int
+
+	// mu is held shared by whatever adds to the folder or relies on what
+	// is there (publish, unpublish) and exclusively by garbage collection.
+	mu      sync.RWMutex
+	fetches singleflight.Group
+}
+
+// NewStore returns the store in dir, filled from caches (tried in order),
+// fetching up to parallel paths at once.
+func NewStore(dir string, caches []*nix.BinaryCache, parallel int) (*Store, error) {
+	if len(caches) == 0 {
+		return nil, errors.New("no substituter to fetch store paths from")
+	}
+	for _, sub := range []string{"store", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("state folder: %w", err)
+		}
+	}
+	return &Store{dir: dir, caches: caches, parallel: max(parallel, 1)}, nil
+}
+
+// Path is where a store path is kept on this node.
+func (s *Store) Path(storePath string) string {
+	return filepath.Join(s.dir, "store", nix.BaseName(storePath))
+}
+
+func (s *Store) tmpDir() string { return filepath.Join(s.dir, "tmp") }
+
+// Fetch makes the closure of roots present in the store and returns it,
+// sorted. The caller holds s.mu shared.
+func (s *Store) Fetch(ctx context.Context, roots []string) ([]string, error) {
+	infos, err := nix.Closure(ctx, s.source(), roots...)
+	if err != nil {
+		return nil, err
+	}
+	closure := make([]string, len(infos))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.parallel)
+	for i, info := range infos {
+		closure[i] = info.Path
+		if s.has(info.Path) {
+			continue
+		}
+		g.Go(func() error {
+			_, err, _ := s.fetches.Do(info.Path, func() (any, error) {
+				return nil, s.fetch(gctx, info.Path)
+			})
+			return err
+		})
+	}
+	return closure, g.Wait()
+}
+
+func (s *Store) has(storePath string) bool {
+	_, err := os.Lstat(s.Path(storePath))
+	return err == nil
+}
+
+// fetch downloads one path from the first cache that has it, unpacking it
+// into tmp/ as it streams, and renames it into place once it verified.
+func (s *Store) fetch(ctx context.Context, storePath string) error {
+	if s.has(storePath) {
+		return nil
+	}
+	cache, err := s.cacheWith(ctx, storePath)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(s.tmpDir(), "fetch-")
+	if err != nil {
+		return err
+	}
+	defer removeAll(work)
+	unpacked := filepath.Join(work, nix.BaseName(storePath))
+	if err := cache.ReadNAR(ctx, storePath, func(r io.Reader) error { return unpackNAR(r, unpacked) }); err != nil {
+		return err
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, unpacked, unix.AT_FDCWD, s.Path(storePath), unix.RENAME_NOREPLACE)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // fetched by someone else meanwhile: same bytes
+	}
+	if err != nil {
+		return fmt.Errorf("keeping %s: %w", storePath, err)
+	}
+	return nil
+}
+
+// cacheWith returns the first cache whose verified narinfo has path.
+func (s *Store) cacheWith(ctx context.Context, storePath string) (*nix.BinaryCache, error) {
+	for _, c := range s.caches {
+		_, err := c.PathInfo(ctx, storePath)
+		if errors.Is(err, nix.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return nil, &nix.NotFoundError{Path: storePath, Store: s.source().String()}
+}
+
+// source is the caches as one store.
+func (s *Store) source() nix.Store {
+	if len(s.caches) == 1 {
+		return s.caches[0]
+	}
+	return nix.Stores(toStores(s.caches))
+}
+
+func toStores(caches []*nix.BinaryCache) []nix.Store {
+	out := make([]nix.Store, len(caches))
+	for i, c := range caches {
+		out[i] = c
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kix-project/kix/test/fixture"
+)
+
+// The kix binary end to end with Nix: keys from `kix cache keygen`, a CI
+// job pushing a closure into `kix cache --dir` with the upload token from a
+// netrc file, and a fresh Nix store copying it back from `kix cache --dir`
+// and from `kix cache --store`, trusting only kix's public key.
+func TestCacheWithNix(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	keys := t.TempDir()
+	public := strings.TrimSpace(runKix(t, "cache", "keygen", "kix-e2e-1", "--out-dir", keys))
+	secret := filepath.Join(keys, "kix-e2e-1.sec")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	folder := startKixCache(t, "--dir", t.TempDir(), "--secret-key", secret, "--upload-token-file", tokenFile)
+	store := startKixCache(t, "--store", "--secret-key", secret, "--compression", "xz")
+
+	netrc := filepath.Join(t.TempDir(), "netrc")
+	if err := os.WriteFile(netrc, []byte("machine 127.0.0.1\npassword s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixture.RunNix(t, "nix", "--extra-experimental-features", "nix-command", "copy",
+		"--option", "netrc-file", netrc, "--to", folder, hello)
+
+	for _, from := range []string{folder, store} {
+		root := t.TempDir()
+		fixture.RunNix(t, "nix", "--extra-experimental-features", "nix-command", "copy", "--from", from,
+			"--to", "local?root="+root, "--option", "trusted-public-keys", public, hello)
+		out, err := exec.Command("chroot", root, hello+"/bin/hello").CombinedOutput()
+		if err != nil || string(out) != "Hello, world!\n" {
+			t.Errorf("hello copied from %s: %q, %v", from, out, err)
+		}
+	}
+	// Without the token, nothing is taken.
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "copy", "--to", folder, fixture.Build(t, "webserver"))
+	cmd.Env = append(fixture.Env(), "XDG_CACHE_HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("a push without the token succeeded:\n%s", out)
+	} else {
+		t.Logf("refused: %s", out)
+	}
+}
