@@ -82,6 +82,9 @@ pods mount, all derived from one closure.`,
 		NewCmdImage(streams),
 		NewCmdCache(streams),
 		NewCmdCSI(streams),
+		NewCmdSBOM(streams),
+		NewCmdVulns(streams),
+		NewCmdLicenses(streams),
 		NewCmdVersion(streams),
 	)
 	markUsageErrors(root)

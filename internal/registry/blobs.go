@@ -31,7 +31,20 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 		return nil
 	}
 	if !slices.Contains(a.Blobs(), d) {
-		return errorf(http.StatusNotFound, codeBlobUnknown, "%s has no blob %s", name.raw, d)
+		// The image's SBOM referrer (referrers.go): its manifest, or a blob.
+		if m, ok, err := reg.referrerManifest(a, d); err != nil {
+			return err
+		} else if ok {
+			writeManifest(w, r, m)
+			return nil
+		}
+		referred, err := reg.isReferrerBlob(a, d)
+		if err != nil {
+			return err
+		}
+		if !referred {
+			return errorf(http.StatusNotFound, codeBlobUnknown, "%s has no blob %s", name.raw, d)
+		}
 	}
 	cache := reg.opts.Builder.Cache
 	f, size, err := cache.Open(d)

@@ -32,6 +32,11 @@ func (reg *Registry) serveManifest(w http.ResponseWriter, r *http.Request, name 
 	if byDigest != nil {
 		var ok bool
 		if m, ok = a.ManifestByDigest(*byDigest); !ok {
+			if m, ok, err = reg.referrerManifest(a, *byDigest); err != nil {
+				return errorf(http.StatusInternalServerError, codeUnknown, "%s: %v", name.raw, err)
+			}
+		}
+		if !ok {
 			return errorf(http.StatusNotFound, codeManifestUnknown, "%s has no manifest %s", name.raw, byDigest)
 		}
 	}
@@ -107,22 +112,4 @@ func writeJSON(w http.ResponseWriter, r *http.Request, contentType, body string)
 	}
 	_, err := w.Write([]byte(body))
 	return err
-}
-
-// serveReferrers answers the OCI 1.1 referrers API: an index of the
-// artifacts that refer to a manifest.
-func (reg *Registry) serveReferrers(w http.ResponseWriter, r *http.Request, name repoName, ref string) error {
-	d, err := v1.NewHash(ref)
-	if err != nil {
-		return errorf(http.StatusBadRequest, codeDigestInvalid, "invalid digest %q: %v", ref, err)
-	}
-	a, err := reg.resolve(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	if _, ok := a.ManifestByDigest(d); !ok {
-		return errorf(http.StatusNotFound, codeManifestUnknown, "%s has no manifest %s", name.raw, d)
-	}
-	return writeJSON(w, r, string(types.OCIImageIndex),
-		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
 }

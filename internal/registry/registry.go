@@ -5,6 +5,9 @@
 // and every manifest and blob is assembled by package image from the
 // path's closure the first time it is asked for.
 //
+// Each image manifest has its CycloneDX SBOM as an OCI 1.1 referrer
+// (referrers.go), made from the same closure.
+//
 // The handler is one http.Handler with no other dependencies than an image
 // builder; errors become the spec's JSON error bodies in one place.
 package registry
@@ -56,6 +59,8 @@ type Registry struct {
 
 	mu       sync.Mutex
 	packages map[string]packageEntry // pkgs/ name -> built roots
+
+	referrers sync.Map // subject manifest digest -> *referrer (referrers.go)
 }
 
 type packageEntry struct {

@@ -1,0 +1,164 @@
+package sbom
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// osvRecord is the part of an OSV record kix reads.
+type osvRecord struct {
+	ID       string        `json:"id"`
+	Aliases  []string      `json:"aliases"`
+	Summary  string        `json:"summary"`
+	Details  string        `json:"details"`
+	Severity []osvSeverity `json:"severity"`
+	Affected []osvAffected `json:"affected"`
+	// GitHub's and others' databases rate a record here.
+	DatabaseSpecific struct {
+		Severity string `json:"severity"`
+	} `json:"database_specific"`
+	References []struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	} `json:"references"`
+}
+
+type osvSeverity struct {
+	Type  string `json:"type"`  // CVSS_V3, CVSS_V4, ...
+	Score string `json:"score"` // a vector, or a number
+}
+
+type osvAffected struct {
+	Package struct {
+		Ecosystem string `json:"ecosystem"`
+		Name      string `json:"name"`
+	} `json:"package"`
+	Ranges   []osvRange `json:"ranges"`
+	Versions []string   `json:"versions"`
+}
+
+type osvRange struct {
+	Type   string     `json:"type"` // SEMVER, ECOSYSTEM, GIT
+	Events []osvEvent `json:"events"`
+}
+
+type osvEvent struct {
+	Introduced   string `json:"introduced,omitempty"`
+	Fixed        string `json:"fixed,omitempty"`
+	LastAffected string `json:"last_affected,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+}
+
+func parseOSV(data []byte) (*Advisory, error) {
+	var r osvRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decoding OSV record: %w", err)
+	}
+	for i, aff := range r.Affected {
+		if aff.Package.Name == "" {
+			return nil, fmt.Errorf("OSV record %s: affected[%d] names no package", r.ID, i)
+		}
+	}
+	a := &Advisory{ID: r.ID, Aliases: r.Aliases, Summary: r.Summary, osv: r.Affected}
+	if a.Summary == "" {
+		a.Summary = firstLine(r.Details)
+	}
+	a.Score, a.Severity = osvSeverityOf(r)
+	for _, ref := range r.References {
+		if a.URL == "" || ref.Type == "ADVISORY" {
+			a.URL = ref.URL
+		}
+		if ref.Type == "ADVISORY" {
+			break
+		}
+	}
+	return a, nil
+}
+
+// osvSeverityOf takes the highest CVSS v3 score the record gives (computed
+// from the vector, or given as a number), else its database's rating.
+func osvSeverityOf(r osvRecord) (float64, Severity) {
+	best := -1.0
+	for _, s := range r.Severity {
+		score, err := strconv.ParseFloat(s.Score, 64)
+		if err != nil {
+			score, err = CVSS3BaseScore(s.Score)
+		}
+		if err == nil && score > best {
+			best = score
+		}
+	}
+	if best >= 0 {
+		return best, SeverityOf(best)
+	}
+	if sev, err := ParseSeverity(r.DatabaseSpecific.Severity); err == nil {
+		return 0, sev
+	}
+	return 0, SeverityUnknown
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+// matchOSV reports whether the record affects a package name at a version:
+// the name matches (any ecosystem; Nix names are what nixpkgs calls the
+// package) and the version is listed or inside a SEMVER or ECOSYSTEM
+// range, compared as Nix compares versions. GIT ranges are ignored.
+func (a *Advisory) matchOSV(name, version string) bool {
+	if version == "" {
+		return false
+	}
+	for _, aff := range a.osv {
+		if !strings.EqualFold(aff.Package.Name, name) {
+			continue
+		}
+		if slices.ContainsFunc(aff.Versions, func(v string) bool { return CompareVersions(v, version) == 0 }) {
+			return true
+		}
+		for _, r := range aff.Ranges {
+			if r.Type != "GIT" && r.affects(version) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// affects walks the range's events in version order: an introduced event
+// at or below the version opens it, a fixed or limit event at or below it
+// (or a last_affected event below it) closes it.
+func (r osvRange) affects(version string) bool {
+	events := slices.Clone(r.Events)
+	slices.SortStableFunc(events, func(a, b osvEvent) int { return CompareVersions(a.version(), b.version()) })
+	affected := false
+	for _, e := range events {
+		c := CompareVersions(version, e.version())
+		switch {
+		case e.Introduced != "" && (e.Introduced == "0" || c >= 0):
+			affected = true
+		case e.Fixed != "" && c >= 0, e.Limit != "" && c >= 0, e.LastAffected != "" && c > 0:
+			affected = false
+		}
+	}
+	return affected
+}
+
+func (e osvEvent) version() string {
+	switch {
+	case e.Introduced != "":
+		if e.Introduced == "0" {
+			return ""
+		}
+		return e.Introduced
+	case e.Fixed != "":
+		return e.Fixed
+	case e.LastAffected != "":
+		return e.LastAffected
+	}
+	return e.Limit
+}

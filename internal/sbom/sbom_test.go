@@ -1,0 +1,227 @@
+package sbom
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/go-cmp/cmp"
+	spdxjson "github.com/spdx/tools-golang/json"
+	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
+
+	"github.com/kix-project/kix/internal/nix"
+	"github.com/kix-project/kix/test/fixture"
+)
+
+func encode(t *testing.T, d *Document, enc func(*bytes.Buffer, *Document) error) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := enc(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func cdxEnc(b *bytes.Buffer, d *Document) error  { return EncodeCycloneDX(b, d) }
+func spdxEnc(b *bytes.Buffer, d *Document) error { return EncodeSPDX(b, d) }
+
+// TestRuntimeSBOMIsTheClosure checks both formats against nix-store -qR:
+// every store path once, nothing else; both parse with their libraries and
+// pass their JSON schemas.
+func TestRuntimeSBOMIsTheClosure(t *testing.T) {
+	d := runtimeDoc(t, "app")
+	want := fixture.Closure(t, build(t, "app"))
+
+	cdxDoc := encode(t, d, cdxEnc)
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(cdxDoc), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("cyclonedx-go cannot decode the document: %v", err)
+	}
+	if bom.SpecVersion != cdx.SpecVersion1_6 {
+		t.Errorf("specVersion %s, want 1.6", bom.SpecVersion)
+	}
+	var gotCDX []string
+	for _, c := range *bom.Components {
+		gotCDX = append(gotCDX, property(c, PropStorePath))
+		if c.BOMRef != property(c, PropStorePath) {
+			t.Errorf("bom-ref %q is not the store path %q", c.BOMRef, property(c, PropStorePath))
+		}
+	}
+	if diff := cmp.Diff(want, gotCDX); diff != "" {
+		t.Errorf("CycloneDX components (-nix-store -qR +got):\n%s", diff)
+	}
+
+	spdxDoc := encode(t, d, spdxEnc)
+	var parsed spdx.Document
+	if err := spdxjson.ReadInto(bytes.NewReader(spdxDoc), &parsed); err != nil {
+		t.Fatalf("tools-golang cannot read the document: %v", err)
+	}
+	var gotSPDX []string
+	for _, p := range parsed.Packages {
+		gotSPDX = append(gotSPDX, p.PackageFileName)
+	}
+	if diff := cmp.Diff(want, gotSPDX); diff != "" {
+		t.Errorf("SPDX packages (-nix-store -qR +got):\n%s", diff)
+	}
+
+	for name, doc := range map[string][]byte{"CycloneDX": cdxDoc, "SPDX": spdxDoc} {
+		if err := validate(t, doc); err != nil {
+			t.Errorf("the %s document does not pass its schema: %v", name, err)
+		}
+	}
+}
+
+func property(c cdx.Component, name string) string {
+	if c.Properties == nil {
+		return ""
+	}
+	for _, p := range *c.Properties {
+		if p.Name == name {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+// TestRuntimeSBOMDependencies checks the reference graph against Nix.
+func TestRuntimeSBOMDependencies(t *testing.T) {
+	d := runtimeDoc(t, "app")
+	for _, c := range d.Components {
+		refs := strings.Fields(fixture.RunNix(t, "nix-store", "--query", "--references", c.StorePath))
+		refs = slices.DeleteFunc(refs, func(r string) bool { return r == c.StorePath })
+		slices.Sort(refs)
+		if diff := cmp.Diff(refs, c.DependsOn, cmpEmpty); diff != "" {
+			t.Errorf("%s depends on (-nix-store --references +got):\n%s", c.StorePath, diff)
+		}
+	}
+}
+
+var cmpEmpty = cmp.Transformer("empty", func(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+})
+
+// TestRuntimeSBOMMeta checks what the Nix expression and derivations add.
+func TestRuntimeSBOMMeta(t *testing.T) {
+	d := runtimeDoc(t, "app-patched")
+	byName := map[string]*Component{}
+	for _, c := range d.Components {
+		byName[c.Name] = c
+	}
+	hello := byName["hello"]
+	if hello == nil {
+		t.Fatalf("no hello among %v", d.Components)
+	}
+	want := &Component{
+		StorePath:   build(t, "hello-patched"),
+		Name:        "hello",
+		Version:     "2.12.1",
+		Output:      "out",
+		Deriver:     hello.Deriver,
+		NarHash:     hello.NarHash,
+		NarSize:     hello.NarSize,
+		Licenses:    []string{"GPL-3.0-or-later"},
+		Homepage:    "https://www.gnu.org/software/hello/",
+		Description: "A program that produces a familiar, friendly greeting",
+		CPE:         "cpe:2.3:a:gnu:hello:2.12.1:*:*:*:*:*:*:*",
+		Patches:     hello.Patches,
+		DependsOn:   hello.DependsOn,
+	}
+	if diff := cmp.Diff(want, hello); diff != "" {
+		t.Errorf("hello (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"CVE-2099-0001"}, hello.PatchedCVEs()); diff != "" {
+		t.Errorf("PatchedCVEs (-want +got):\n%s", diff)
+	}
+	narHash := strings.TrimSpace(fixture.RunNix(t, "nix-store", "--query", "--hash", hello.StorePath))
+	if got, err := hexHash(narHash); err != nil || got != hello.NarHash || len(got) != 64 {
+		t.Errorf("NAR hash %q, nix-store says %s (%q, %v)", hello.NarHash, narHash, got, err)
+	}
+	if c := byName["agpl-tool"]; c == nil || !slices.Equal(c.Licenses, []string{"AGPL-3.0-only"}) {
+		t.Errorf("agpl-tool: %+v", c)
+	}
+}
+
+// TestFixtureGoldens pins both encodings of the fixture app's SBOM. The
+// store paths depend on the machine's /usr/bin/busybox (Debian's
+// busybox-static): on another build of it the goldens need -update.
+func TestFixtureGoldens(t *testing.T) {
+	for _, f := range []struct {
+		file string
+		enc  func(*bytes.Buffer, *Document) error
+	}{
+		{"app.cdx.json", cdxEnc},
+		{"app.spdx.json", spdxEnc},
+	} {
+		t.Run(f.file, func(t *testing.T) {
+			first := encode(t, runtimeDoc(t, "app-patched"), f.enc)
+			second := encode(t, runtimeDoc(t, "app-patched"), f.enc)
+			if !bytes.Equal(first, second) {
+				t.Errorf("two runs differ:\n%s", cmp.Diff(string(first), string(second)))
+			}
+			golden(t, f.file, first)
+		})
+	}
+}
+
+// TestBuildTimeSBOM checks a derivation graph's document against what
+// nix-store says the .drv closure holds: its sources, and the outputs of
+// its derivations.
+func TestBuildTimeSBOM(t *testing.T) {
+	withNixConf(t)
+	out := build(t, "app-patched")
+	drvPath := strings.TrimSpace(fixture.RunNix(t, "nix-store", "--query", "--deriver", out))
+	graph, err := nix.DerivationGraph(drvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := FromDerivations([]string{drvPath}, graph, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range strings.Fields(fixture.RunNix(t, "nix-store", "--query", "--requisites", drvPath)) {
+		if !strings.HasSuffix(p, ".drv") {
+			want = append(want, p)
+			continue
+		}
+		want = append(want, strings.Fields(fixture.RunNix(t, "nix-store", "--query", "--outputs", p))...)
+	}
+	slices.Sort(want)
+	var got []string
+	for _, c := range d.Components {
+		got = append(got, c.StorePath)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("build-time components (-nix-store +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{out}, d.Roots); diff != "" {
+		t.Errorf("roots (-want +got):\n%s", diff)
+	}
+	// The patch is a source hello's output depends on.
+	hello := d.Component(build(t, "hello-patched"))
+	if hello == nil || !slices.ContainsFunc(hello.DependsOn, func(p string) bool { return strings.HasSuffix(p, "-CVE-2099-0001.patch") }) {
+		t.Errorf("hello does not depend on its patch: %+v", hello)
+	}
+	// busybox-static-bootstrap is a source added with builtins.path: no
+	// deriver, no output name, and no version by Nix's rule.
+	var bootstrap *Component
+	for _, c := range d.Components {
+		if strings.HasSuffix(c.StorePath, "-busybox-static-bootstrap") {
+			bootstrap = c
+		}
+	}
+	if bootstrap == nil || bootstrap.Name != "busybox-static-bootstrap" || bootstrap.Version != "" || bootstrap.Output != "" || bootstrap.Deriver != "" {
+		t.Errorf("busybox-static-bootstrap: %+v", bootstrap)
+	}
+	if err := validate(t, encode(t, d, cdxEnc)); err != nil {
+		t.Errorf("CycloneDX: %v", err)
+	}
+	if err := validate(t, encode(t, d, spdxEnc)); err != nil {
+		t.Errorf("SPDX: %v", err)
+	}
+}

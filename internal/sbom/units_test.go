@@ -1,0 +1,256 @@
+package sbom
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseDrvName(t *testing.T) {
+	for _, tc := range []struct{ in, name, version string }{
+		{"hello-2.12.1", "hello", "2.12.1"},
+		{"busybox-static-bootstrap", "busybox-static-bootstrap", ""},
+		{"libgreet-0.3.0-dev", "libgreet", "0.3.0-dev"},
+		{"nix-2.8.0pre20220311", "nix", "2.8.0pre20220311"},
+		{"python3.11-requests-2.31.0", "python3.11-requests", "2.31.0"},
+		{"source", "source", ""},
+		{"foo-", "foo-", ""},
+		{"gcc-wrapper-_12", "gcc-wrapper", "_12"}, // Nix: any non-letter starts the version
+	} {
+		name, version := ParseDrvName(tc.in)
+		if name != tc.name || version != tc.version {
+			t.Errorf("ParseDrvName(%q) = %q, %q; want %q, %q", tc.in, name, version, tc.name, tc.version)
+		}
+	}
+}
+
+func TestComponentOf(t *testing.T) {
+	const h = "/nix/store/0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07-"
+	const d = "/nix/store/5jik8faxj35w4548g42qjmxkdrqk7lg5-"
+	for _, tc := range []struct {
+		path, deriver, name, version, output, purl string
+	}{
+		{h + "hello-2.12.1", d + "hello-2.12.1.drv", "hello", "2.12.1", "out",
+			"pkg:nix/hello@2.12.1?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "libgreet-0.3.0-dev", d + "libgreet-0.3.0.drv", "libgreet", "0.3.0", "dev",
+			"pkg:nix/libgreet@0.3.0?output=dev&outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "libgreet-0.3.0-dev", "", "libgreet", "0.3.0-dev", "",
+			"pkg:nix/libgreet@0.3.0-dev?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "busybox-static-bootstrap", "", "busybox-static-bootstrap", "", "",
+			"pkg:nix/busybox-static-bootstrap?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "c++-lib-1.0", d + "other-name.drv", "c++-lib", "1.0", "",
+			"pkg:nix/c%2B%2B-lib@1.0?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+	} {
+		c, err := componentOf(tc.path, tc.deriver, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []string{c.Name, c.Version, c.Output, c.PURL()}
+		if diff := cmp.Diff([]string{tc.name, tc.version, tc.output, tc.purl}, got); diff != "" {
+			t.Errorf("%s (deriver %q) (-want +got):\n%s", tc.path, tc.deriver, diff)
+		}
+	}
+}
+
+func TestNormalizeLicense(t *testing.T) {
+	for in, want := range map[string]string{
+		"MIT":                       "MIT",
+		"GPL-2.0+":                  "GPL-2.0+",
+		"LicenseRef-nixpkgs-unfree": "LicenseRef-nixpkgs-unfree",
+		"Some Custom License":       "LicenseRef-Some-Custom-License",
+		"LicenseRef-a b":            "LicenseRef-a-b",
+		"!!!":                       "LicenseRef-unknown",
+	} {
+		if got := NormalizeLicense(in); got != want {
+			t.Errorf("NormalizeLicense(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	// From Nix's own tests of builtins.compareVersions.
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.0", "2.3", -1},
+		{"2.1", "2.3", -1},
+		{"2.3", "2.3", 0},
+		{"2.5", "2.3", 1},
+		{"3.1", "2.3", 1},
+		{"2.3.1", "2.3", 1},
+		{"2.3.1", "2.3a", 1},
+		{"2.3pre1", "2.3", -1},
+		{"2.3pre3", "2.3pre12", -1},
+		{"2.3a", "2.3c", -1},
+		{"2.3pre1", "2.3c", -1},
+		{"2.3pre1", "2.3q", -1},
+		{"1.35.0", "1.36.0", -1},
+		{"2.12.1", "2.12", 1},
+	} {
+		if got := CompareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestCVSS3BaseScore(t *testing.T) {
+	for vector, want := range map[string]float64{
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H": 9.8,
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N": 6.1,
+		"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H": 7.8,
+		"CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N": 5.9,
+		"CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H": 9.9,
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N": 0,
+	} {
+		got, err := CVSS3BaseScore(vector)
+		if err != nil || got != want {
+			t.Errorf("CVSS3BaseScore(%s) = %v, %v; want %v", vector, got, err, want)
+		}
+	}
+	for _, bad := range []string{"CVSS:2.0/AV:N", "CVSS:3.1/AV:N/AC:L", "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"} {
+		if _, err := CVSS3BaseScore(bad); err == nil {
+			t.Errorf("CVSS3BaseScore(%s) did not fail", bad)
+		}
+	}
+}
+
+func TestOSVRanges(t *testing.T) {
+	ev := func(kind, v string) osvEvent {
+		switch kind {
+		case "i":
+			return osvEvent{Introduced: v}
+		case "f":
+			return osvEvent{Fixed: v}
+		case "l":
+			return osvEvent{LastAffected: v}
+		}
+		return osvEvent{Limit: v}
+	}
+	r := osvRange{Type: "ECOSYSTEM", Events: []osvEvent{ev("f", "1.2"), ev("i", "1.0"), ev("i", "2.0"), ev("l", "2.1")}}
+	for v, want := range map[string]bool{"0.9": false, "1.0": true, "1.1.5": true, "1.2": false, "1.9": false, "2.0": true, "2.1": true, "2.1.1": false} {
+		if got := r.affects(v); got != want {
+			t.Errorf("%s in %+v: %v, want %v", v, r.Events, got, want)
+		}
+	}
+	zero := osvRange{Events: []osvEvent{ev("i", "0"), ev("limit", "3")}}
+	if !zero.affects("0.1") || zero.affects("3.0") {
+		t.Errorf("introduced 0, limit 3: wrong")
+	}
+}
+
+func TestCPEMatching(t *testing.T) {
+	hello, err := parseCPE(`cpe:2.3:a:gnu:hello\:world:2.12.1:*:*:*:*:*:*:*`)
+	if err != nil || hello.product != "hello:world" || hello.version != "2.12.1" {
+		t.Fatalf("parseCPE with an escaped colon: %+v, %v", hello, err)
+	}
+	generated, _ := parseCPE(ComponentCPE(&Component{Name: "Hello", Version: "2.12.1"}))
+	for _, tc := range []struct {
+		m    cpeMatch
+		want bool
+	}{
+		{cpeMatch{Criteria: "cpe:2.3:a:gnu:hello:2.12.1"}, true},
+		{cpeMatch{Criteria: "cpe:2.3:a:gnu:hello:2.12.2"}, false},
+		{cpeMatch{Criteria: "cpe:2.3:a:other:hello:*", VersionEndExcluding: "3"}, true},
+		{cpeMatch{Criteria: "cpe:2.3:a:gnu:hello:*", VersionStartExcluding: "2.12.1"}, false},
+		{cpeMatch{Criteria: "cpe:2.3:a:gnu:hello:*", VersionEndIncluding: "2.12.1"}, true},
+		{cpeMatch{Criteria: "cpe:2.3:o:gnu:hello:*"}, false},
+		{cpeMatch{Criteria: "cpe:2.3:a:gnu:goodbye:*"}, false},
+	} {
+		m := tc.m
+		m.cpe, _ = parseCPE(m.Criteria + ":*:*:*:*:*:*:*")
+		if got := m.matches(generated); got != tc.want {
+			t.Errorf("%s %+v against %s: %v, want %v", m.Criteria, m, ComponentCPE(&Component{Name: "Hello", Version: "2.12.1"}), got, tc.want)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	d := &Document{Components: []*Component{
+		{StorePath: "/nix/store/00000000000000000000000000000001-a-1", Name: "a", Version: "1", Licenses: []string{"MIT"}},
+		{StorePath: "/nix/store/00000000000000000000000000000002-b-1", Name: "b", Version: "1", Licenses: []string{"AGPL-3.0-only", "MIT"}},
+		{StorePath: "/nix/store/00000000000000000000000000000003-c-1", Name: "c", Version: "1", Licenses: []string{"BSD-3-Clause"}},
+		{StorePath: "/nix/store/00000000000000000000000000000004-d-1", Name: "d", Version: "1"},
+		{StorePath: "/nix/store/00000000000000000000000000000005-e-1", Name: "e", Version: "1", Licenses: []string{"agpl-3.0-or-later"}},
+	}}
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, file, `
+deny: [AGPL-*]
+allow: [MIT, "GPL-*", agpl-*]
+unknown: deny
+exceptions:
+  - package: e
+    reason: only used in tests
+`)
+	p, err := LoadPolicy(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range p.Check(d) {
+		got = append(got, v.String())
+	}
+	want := []string{
+		`b 1 (/nix/store/00000000000000000000000000000002-b-1): licence AGPL-3.0-only violates policy rule deny[0] "AGPL-*"`,
+		`c 1 (/nix/store/00000000000000000000000000000003-c-1): licence BSD-3-Clause violates policy rule allow (not listed)`,
+		`d 1 (/nix/store/00000000000000000000000000000004-d-1): no known licence violates policy rule unknown "deny"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("violations (-want +got):\n%s", diff)
+	}
+	for name, content := range map[string]string{
+		"bad pattern":     "deny: ['[']\n",
+		"bad unknown":     "unknown: maybe\n",
+		"unknown field":   "denied: [MIT]\n",
+		"exception why":   "exceptions: [{package: e}]\n",
+		"exception empty": "exceptions: [{reason: x}]\n",
+	} {
+		writeFile(t, file, content)
+		if _, err := LoadPolicy(file); err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: got %v, want an error naming the file", name, err)
+		}
+	}
+}
+
+// TestSchemaValidatorRejects makes sure the schema checks the SBOM tests
+// rely on can fail.
+func TestSchemaValidatorRejects(t *testing.T) {
+	d := &Document{Roots: []string{"/nix/store/00000000000000000000000000000001-a-1"}, Scope: Runtime,
+		Components: []*Component{{StorePath: "/nix/store/00000000000000000000000000000001-a-1", Name: "a", Version: "1"}}}
+	var b bytes.Buffer
+	if err := EncodeCycloneDX(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(t, b.Bytes()); err != nil {
+		t.Fatalf("a minimal document fails: %v", err)
+	}
+	bad := strings.Replace(b.String(), `"type": "library"`, `"type": "no-such-type"`, 1)
+	if validate(t, []byte(bad)) == nil {
+		t.Error("a component of type no-such-type passed the CycloneDX schema")
+	}
+	b.Reset()
+	if err := EncodeSPDX(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	bad = strings.Replace(b.String(), `"SPDXID": "SPDXRef-DOCUMENT"`, `"SPDXID": 42`, 1)
+	if validate(t, []byte(bad)) == nil {
+		t.Error("an SPDX document with a numeric SPDXID passed the schema")
+	}
+}
+
+func TestSerialIsContentDerived(t *testing.T) {
+	mk := func(version string) *Document {
+		return &Document{Roots: []string{"/nix/store/00000000000000000000000000000001-a-1"}, Scope: Runtime,
+			Components: []*Component{{StorePath: "/nix/store/00000000000000000000000000000001-a-1", Name: "a", Version: version}}}
+	}
+	a, b, c := mk("1"), mk("1"), mk("2")
+	if a.Serial() != b.Serial() || a.Serial() == c.Serial() {
+		t.Errorf("serials %s %s %s: want equal for equal content, different otherwise", a.Serial(), b.Serial(), c.Serial())
+	}
+	if err := c.RandomSerial(); err != nil || c.Serial()[14] != '4' {
+		t.Errorf("random serial %s, %v", c.Serial(), err)
+	}
+}
