@@ -61,4 +61,3 @@ func requireFile(o *evalOptions) error {
 	}
 	return nil
 }
-
