@@ -44,8 +44,9 @@ demo: tools build
 
 ## bench: kix side by side with the peers it replaces, on the same input
 DISTRIBUTION = hack/go-tool.sh hack/tools/distribution github.com/distribution/distribution/v3/cmd/registry
+SYFT = hack/go-tool.sh hack/tools/syft github.com/anchore/syft/cmd/syft
 bench: tools build
-	$(GO) run ./test/bench -kix bin/kix -distribution $$($(DISTRIBUTION)) $(BENCH)
+	$(GO) run ./test/bench -kix bin/kix -distribution $$($(DISTRIBUTION)) -syft $$($(SYFT)) $(BENCH)
 
 ## cluster: a local cluster with a node, until Ctrl-C (for trying kix by hand)
 cluster: tools

@@ -29,7 +29,7 @@ type dirBackend struct {
 	key       *nix.SigningKey
 	maxUpload int64
 
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	memo map[string]memoEntry // hash -> narinfo as served
 }
 
@@ -38,7 +38,13 @@ type memoEntry struct {
 	modTime time.Time
 	size    int64
 	data    []byte
+	checked time.Time // when the file was last seen unchanged
 }
+
+// recheckAfter is how long a remembered narinfo is served without looking
+// at its file again. Uploads through the server replace the memory at
+// once; a file changed behind the server's back is seen within this time.
+const recheckAfter = 2 * time.Second
 
 func newDirBackend(opts Options) (*dirBackend, error) {
 	fi, err := os.Stat(opts.Dir)
@@ -81,6 +87,12 @@ func (b *dirBackend) narinfoFile(hash string) string {
 }
 
 func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
+	b.mu.RLock()
+	e, ok := b.memo[hash]
+	b.mu.RUnlock()
+	if ok && time.Since(e.checked) < recheckAfter {
+		return e.data, nil
+	}
 	name := b.narinfoFile(hash)
 	fi, err := os.Stat(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -89,10 +101,11 @@ func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	e, ok := b.memo[hash]
-	b.mu.Unlock()
 	if ok && e.modTime.Equal(fi.ModTime()) && e.size == fi.Size() {
+		e.checked = time.Now()
+		b.mu.Lock()
+		b.memo[hash] = e
+		b.mu.Unlock()
 		return e.data, nil
 	}
 	data, err := os.ReadFile(name)
@@ -106,7 +119,7 @@ func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
 	if len(b.memo) >= maxMemo {
 		clear(b.memo)
 	}
-	b.memo[hash] = memoEntry{modTime: fi.ModTime(), size: fi.Size(), data: data}
+	b.memo[hash] = memoEntry{modTime: fi.ModTime(), size: fi.Size(), data: data, checked: time.Now()}
 	b.mu.Unlock()
 	return data, nil
 }

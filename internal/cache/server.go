@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -131,8 +132,9 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, p string) error {
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Content-Type", "text/x-nix-narinfo")
-		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		h := w.Header()
+		h["Content-Type"] = narinfoType
+		h["Content-Length"] = []string{strconv.Itoa(len(data))}
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(data)
 		}
@@ -168,6 +170,8 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, p string) error {
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
+
+var narinfoType = []string{"text/x-nix-narinfo"}
 
 // isNarinfoName reports whether p is "<32-character hash>.narinfo".
 func isNarinfoName(p string) bool {

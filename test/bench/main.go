@@ -21,16 +21,21 @@ import (
 type benchConfig struct {
 	kix          string
 	distribution string
+	syft         string
 }
 
 var benches = map[string]func(ctx context.Context, cfg benchConfig) error{
+	"cache":    benchCache,
 	"registry": benchRegistry,
+	"sbom":     benchSBOM,
+	"deploy":   benchDeploy,
 }
 
 func main() {
 	var cfg benchConfig
 	flag.StringVar(&cfg.kix, "kix", filepath.Join(fixture.Root(), "bin", "kix"), "the kix binary")
 	flag.StringVar(&cfg.distribution, "distribution", "", "the distribution registry binary (registry benchmark)")
+	flag.StringVar(&cfg.syft, "syft", "", "the syft binary (sbom benchmark)")
 	flag.Parse()
 	names := flag.Args()
 	if len(names) == 0 {
