@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -176,56 +172,4 @@ func driverRegistered(ctx context.Context, c *cluster.Cluster) bool {
 		}
 	}
 	return false
-}
-
-// startServer runs kix with args until the demo ends, its log under
-// dir/logs/NAME.log, and waits until readyURL answers (if given).
-func (k *kixRunner) startServer(ctx context.Context, dir, name, readyURL string, args ...string) error {
-	logPath := filepath.Join(dir, "logs", name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(k.bin, args...)
-	cmd.Env = fixture.Env()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	k.servers = append(k.servers, cmd)
-	fmt.Fprintf(k.w, "    $ kix %s\n", strings.Join(args, " "))
-	if readyURL == "" {
-		return nil
-	}
-	return waitFor(ctx, name+" to answer", func() bool {
-		resp, err := http.Get(readyURL)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-}
-
-func waitFor(ctx context.Context, what string, ok func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	for !ok() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-func freeLoopback() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

@@ -1,8 +1,10 @@
-// Command demo runs kix's main job end to end on this machine: it builds the
-// fixture `hello` with Nix, starts a local Kubernetes cluster with a real
-// node and `kix registry` on the local store, maps nix.internal to the
-// registry, runs a pod whose image is hello's store path, shows the pod's
-// logs, and tears everything down. `make demo` runs it.
+// Command demo runs kix's main job end to end on this machine: it builds
+// the fixtures with Nix, starts a local Kubernetes cluster with a real node
+// and `kix registry` on the local store, maps nix.internal to the registry,
+// and plays three scenes (image.go, deploy.go, csi.go): a pod whose image is
+// a store path; an app applied, changed, diffed and pruned with kix apply;
+// a pod that mounts its closure from kix csi. Then it tears everything down
+// and checks nothing is left. `make demo` runs it.
 package main
 
 import (
@@ -94,42 +96,14 @@ func run(ctx context.Context, w io.Writer, kixBin string) (err error) {
 		fmt.Fprintln(w, strings.TrimRight("      "+line, " "))
 	}
 
-	step(w, "kix image ref %s", hello)
-	ref, err := kix.output(ctx, "image", "ref", hello)
-	if err != nil {
-		return err
+	for _, scene := range []func(context.Context, io.Writer, *kixRunner, *cluster.Cluster, string) error{
+		imageScene, deployScene, csiScene,
+	} {
+		if err := scene(ctx, w, kix, c, hello); err != nil {
+			return err
+		}
 	}
-	ref = strings.TrimSpace(ref)
-	fmt.Fprintf(w, "    %s\n", ref)
-
-	step(w, "Running a pod whose image is %s", ref)
-	pods := c.Client().CoreV1().Pods("default")
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers:    []corev1.Container{{Name: "hello", Image: ref}},
-		},
-	}
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	phase, err := waitForCompletion(ctx, c, "hello")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "    pod/hello %s: containerd pulled the image from kix registry, built from the closure\n", phase)
-
-	step(w, "kubectl logs hello")
-	logs, err := pods.GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(w, string(logs))
-	if phase != corev1.PodSucceeded {
-		return fmt.Errorf("pod hello %s", phase)
-	}
-	return csiScene(ctx, w, kix, c, hello)
+	return nil
 }
 
 func waitForCompletion(ctx context.Context, c *cluster.Cluster, name string) (corev1.PodPhase, error) {
