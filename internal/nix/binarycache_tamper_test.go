@@ -1,0 +1,157 @@
+package nix
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+)
+
+func TestBinaryCacheTamperedNarinfo(t *testing.T) {
+	hello, greeting, _ := helloClosure(t)
+	tests := []struct {
+		name    string
+		path    string
+		tamper  func(t *testing.T, tc *testCache)
+		wantErr string
+	}{{
+		name: "NarSize changed",
+		path: hello,
+		tamper: func(t *testing.T, tc *testCache) {
+			editFile(t, tc.narinfoFile(hello), "NarSize: ", "NarSize: 1")
+		},
+		wantErr: "no valid signature",
+	}, {
+		name: "reference added",
+		path: hello,
+		tamper: func(t *testing.T, tc *testCache) {
+			editFile(t, tc.narinfoFile(hello), "References: ", "References: "+BaseName(hello)+" ")
+		},
+		wantErr: "no valid signature",
+	}, {
+		name: "references reordered",
+		path: hello,
+		tamper: func(t *testing.T, tc *testCache) {
+			f := tc.narinfoFile(hello)
+			refs := readNarinfo(t, f).References
+			editFile(t, f, strings.Join(refs, " "), refs[1]+" "+refs[0])
+		},
+	}, {
+		name: "narinfo of another path",
+		path: greeting,
+		tamper: func(t *testing.T, tc *testCache) {
+			copyFile(t, tc.narinfoFile(hello), tc.narinfoFile(greeting))
+		},
+		wantErr: "answered with the narinfo of \"" + hello + "\"",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tc := newTestCache(t, "zstd", hello)
+			tt.tamper(t, tc)
+			cache := tc.open(t)
+			_, err := cache.PathInfo(t.Context(), tt.path)
+			checkErr(t, err, tt.wantErr, tt.path)
+			rc, err := cache.NAR(t.Context(), tt.path)
+			if rc != nil {
+				rc.Close()
+			}
+			checkErr(t, err, tt.wantErr, tt.path)
+		})
+	}
+}
+
+func readNarinfo(t *testing.T, name string) *narinfo.NarInfo {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ni, err := narinfo.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ni
+}
+
+func TestBinaryCacheTamperedNAR(t *testing.T) {
+	hello, greeting, busybox := helloClosure(t)
+	tests := []struct {
+		name        string
+		compression string
+		tamper      func(t *testing.T, tc *testCache)
+		wantErr     func(tc *testCache) string
+	}{{
+		name:        "another path's NAR",
+		compression: "xz",
+		tamper: func(t *testing.T, tc *testCache) {
+			copyFile(t, tc.narFile(t, greeting), tc.narFile(t, hello))
+		},
+		wantErr: func(tc *testCache) string {
+			return hello + ": NAR hash mismatch: cache " + tc.URL() + " served sha256:"
+		},
+	}, {
+		name:        "flipped byte",
+		compression: "none",
+		tamper: func(t *testing.T, tc *testCache) {
+			flipByte(t, tc.narFile(t, hello))
+		},
+		wantErr: func(tc *testCache) string { return "NAR hash mismatch: cache " + tc.URL() },
+	}, {
+		name:        "longer NAR",
+		compression: "none",
+		tamper: func(t *testing.T, tc *testCache) {
+			copyFile(t, tc.narFile(t, busybox), tc.narFile(t, hello))
+		},
+		wantErr: func(tc *testCache) string { return "NAR size mismatch: cache " + tc.URL() },
+	}, {
+		name:        "corrupt xz",
+		compression: "xz",
+		tamper: func(t *testing.T, tc *testCache) {
+			flipByte(t, tc.narFile(t, hello))
+		},
+		wantErr: func(tc *testCache) string { return tc.URL() + "/nar/" },
+	}}
+	for _, tt := range tests {
+		for _, useCacheDir := range []bool{false, true} {
+			name := tt.name + "/temp file"
+			if useCacheDir {
+				name = tt.name + "/cache dir"
+			}
+			t.Run(name, func(t *testing.T) {
+				tc := newTestCache(t, tt.compression, hello)
+				tt.tamper(t, tc)
+				cacheDir, tmp := t.TempDir(), t.TempDir()
+				opts := BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}}
+				if useCacheDir {
+					opts.CacheDir = cacheDir
+				}
+				t.Setenv("TMPDIR", tmp)
+				rc, err := tc.openWith(t, opts).NAR(t.Context(), hello)
+				if rc != nil {
+					rc.Close()
+					t.Error("NAR returned a reader")
+				}
+				checkErr(t, err, tt.wantErr(tc), hello)
+				if names := append(dirNames(t, cacheDir), dirNames(t, tmp)...); len(names) > 0 {
+					t.Errorf("files left behind: %v", names)
+				}
+			})
+		}
+	}
+}
+
+// flipByte inverts a byte in the middle of a file.
+func flipByte(t *testing.T, name string) {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
