@@ -327,3 +327,43 @@ func TestNotFound(t *testing.T) {
 		t.Error("Build of a path outside the store succeeded")
 	}
 }
+
+func TestBuildSpec(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	busybox := fixture.Build(t, "busybox")
+	spec, err := BuildSpec(context.Background(), PackageRequest{
+		Name: "tools", PackageSet: fixture.Dir(), Contents: []string{"hello", "busybox"},
+		Config: Config{Cmd: []string{"sh"}, Env: map[string]string{"GREETING": "hi"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBuilder(t, nix.NewLocalStore())
+	b.System = CurrentSystem()
+	a := build(t, b, spec)
+	validateArtifact(t, b, a)
+	cf := configOf(t, a.Image)
+	if want := "PATH=" + hello + "/bin:" + busybox + "/bin"; !slices.Contains(cf.Config.Env, want) || !slices.Contains(cf.Config.Env, "GREETING=hi") {
+		t.Errorf("env %v", cf.Config.Env)
+	}
+	if diff := cmp.Diff([]string{hello, busybox}, a.Image.Roots); diff != "" {
+		t.Errorf("roots (-want +got):\n%s", diff)
+	}
+
+	// One package with one program: that is the entrypoint.
+	one, err := BuildSpec(context.Background(), PackageRequest{Name: "hello", PackageSet: fixture.Dir(), Contents: []string{"hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf := configOf(t, build(t, b, one).Image); !slices.Equal(cf.Config.Entrypoint, []string{hello + "/bin/hello"}) {
+		t.Errorf("entrypoint %v", cf.Config.Entrypoint)
+	}
+
+	_, err = BuildSpec(context.Background(), PackageRequest{Name: "x", PackageSet: fixture.Dir(), Contents: []string{"no-such-package"}})
+	if !errors.Is(err, nix.ErrUnknownAttribute) || !strings.Contains(err.Error(), "no-such-package") {
+		t.Errorf("missing package: %v", err)
+	}
+	if _, err := BuildSpec(context.Background(), PackageRequest{Name: "x", PackageSet: fixture.Dir(), Contents: []string{"hello"}, Systems: []string{"riscv64-linux"}}); err == nil {
+		t.Error("a system this machine does not build was accepted")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -84,7 +85,67 @@ func (p *PackageSet) Build(ctx context.Context, attrs []string) ([]string, error
 		}
 		paths[i] = out
 	}
-	return paths, nil
+	if len(paths) < 2 {
+		return paths, nil
+	}
+	// nix build answers in an order of its own; put the paths in the
+	// order asked, which PATH follows.
+	ordered, err := p.outPaths(ctx, nixCmd, attrs)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range ordered {
+		if !slices.Contains(paths, o) {
+			return nil, fmt.Errorf("nix build %s: %s was not among the results", p.Ref, o)
+		}
+	}
+	return ordered, nil
+}
+
+// outPaths evaluates the attributes' output paths, in order.
+func (p *PackageSet) outPaths(ctx context.Context, nixCmd string, attrs []string) ([]string, error) {
+	if p.isFlake() {
+		out := make([]string, len(attrs))
+		for i, a := range attrs {
+			o, err := p.eval(ctx, nixCmd, strings.TrimSuffix(p.Ref, "#")+"#"+a+".outPath")
+			if err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(o, &out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	abs, err := filepath.Abs(p.Ref)
+	if err != nil {
+		return nil, err
+	}
+	var list strings.Builder
+	for _, a := range attrs {
+		list.WriteString("[")
+		for _, k := range strings.Split(a, ".") {
+			list.WriteString(nixString(k) + " ")
+		}
+		list.WriteString("] ")
+	}
+	expr := fmt.Sprintf(`let f = import (/. + %s); ps = if builtins.isFunction f then f { } else f; in map (path: (builtins.foldl' (x: k: x.${k}) ps path).outPath) [ %s]`, nixString(abs), list.String())
+	o, err := p.eval(ctx, nixCmd, "--impure", "--expr", expr)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	return out, json.Unmarshal(o, &out)
+}
+
+func (p *PackageSet) eval(ctx context.Context, nixCmd string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, nixCmd, append([]string{"--extra-experimental-features", "nix-command flakes", "eval", "--json"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("evaluating output paths in %s: %v: %s", p.Ref, err, lastLines(strings.TrimSpace(stderr.String()), 10))
+	}
+	return stdout.Bytes(), nil
 }
 
 func (p *PackageSet) isFlake() bool {
