@@ -21,6 +21,7 @@ type deployOptions struct {
 	AllowEmpty         bool
 	DryRun             string
 	ForceConflicts     bool
+	Adopt              bool
 }
 
 func (o *deployOptions) addDeployFlags(fs *pflag.FlagSet) {
@@ -29,6 +30,11 @@ func (o *deployOptions) addDeployFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.InventoryNamespace, "inventory-namespace", "", "namespace of the inventory's ConfigMap (default: the namespace of -n or the context)")
 	fs.BoolVar(&o.AllowEmpty, "allow-empty", false, "let a prune run with an empty set, deleting every member")
 	fs.BoolVar(&o.ForceConflicts, "force-conflicts", false, "take over fields that other field managers own")
+}
+
+// addAdoptFlag is for the commands that apply (or show) a set.
+func (o *deployOptions) addAdoptFlag(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.Adopt, "adopt", false, "take objects that belong to another inventory into this one (refused by default)")
 }
 
 func (o *deployOptions) addDryRunFlag(fs *pflag.FlagSet) {
@@ -108,6 +114,7 @@ Exit status: 0 success, 1 failure (the table shows what was done), 2 usage.`,
 	fs := cmd.Flags()
 	opts.addEvalFlags(fs)
 	opts.addDeployFlags(fs)
+	opts.addAdoptFlag(fs)
 	opts.addDryRunFlag(fs)
 	opts.addImageRefFlags(fs)
 	fs.BoolVar(&opts.Prune, "prune", false, "delete members of --inventory that are not in the set")
@@ -143,6 +150,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 		Prune:            opts.Prune,
 		AllowEmpty:       opts.AllowEmpty,
 		Force:            opts.ForceConflicts,
+		Adopt:            opts.Adopt,
 		DryRun:           opts.DryRun == "server",
 		Wait:             opts.Wait,
 		Timeout:          opts.Timeout,

@@ -26,6 +26,9 @@ type ApplyOptions struct {
 	AllowEmpty bool
 	// Force takes over fields other field managers own.
 	Force bool
+	// Adopt takes objects another inventory holds into this one; without
+	// it such objects are refused (two sets would fight over them).
+	Adopt bool
 	// DryRun asks the server what would happen and changes nothing.
 	DryRun bool
 	// Wait waits until every object is ready (kstatus), up to Timeout.
@@ -33,6 +36,8 @@ type ApplyOptions struct {
 	Timeout time.Duration
 	// Progress is told what the apply is doing.
 	Progress func(msg string)
+	// Labels are added to every object (a controller marks what it owns).
+	Labels map[string]string
 }
 
 func (o *ApplyOptions) progress(format string, args ...any) {
@@ -53,7 +58,7 @@ var ErrEmptySet = errors.New("the set is empty: pruning would delete every membe
 // of the old and new group-kinds and namespaces, so an apply that dies half
 // way is completed, and pruned correctly, by the next one.
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*ChangeSet, error) {
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, opts.Labels)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +146,9 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptio
 	if err != nil {
 		return nil, err
 	}
+	if err := foreignMembers(items, live, opts.Inventory, opts.Adopt); err != nil {
+		return nil, err
+	}
 	results := map[ObjectID]*applied{}
 	var todo []*item
 	allNew := true
@@ -174,6 +182,31 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptio
 		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
 	}
 	return results, nil
+}
+
+// foreignMembers refuses, all at once, items that live as members of
+// another inventory, unless the apply adopts them.
+func foreignMembers(items []*item, live map[ObjectID]metav1.Object, inv *Inventory, adopt bool) error {
+	if inv == nil || adopt {
+		return nil
+	}
+	var errs []error
+	for _, it := range items {
+		l, ok := live[it.id]
+		if !ok {
+			continue
+		}
+		owner := l.GetLabels()[PartOfLabel]
+		if owner == "" || owner == inv.ID() {
+			continue
+		}
+		name := l.GetAnnotations()[InventoryAnnotation]
+		if name == "" {
+			name = PartOfLabel + "=" + owner
+		}
+		errs = append(errs, &ObjectError{ID: it.id, Err: fmt.Errorf("belongs to inventory %s; remove it from that set first, or adopt it (--adopt)", name)})
+	}
+	return errors.Join(errs...)
 }
 
 // rollBack deletes the objects a stage of new objects created when others

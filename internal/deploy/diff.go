@@ -32,13 +32,14 @@ type DiffOptions struct {
 	// Prune includes the inventory's members that would be pruned.
 	Prune bool
 	Force bool
+	Adopt bool
 }
 
 // Diff shows what Apply would change, asking the server with a dry run for
 // every object that is not up to date, and which members a prune would
 // delete. It changes nothing.
 func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts DiffOptions) ([]ObjectDiff, error) {
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +84,9 @@ func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions
 	}
 	live, err := m.liveObjects(ctx, ready)
 	if err != nil {
+		return nil, err
+	}
+	if err := foreignMembers(ready, live, opts.Inventory, opts.Adopt); err != nil {
 		return nil, err
 	}
 	var todo []*item

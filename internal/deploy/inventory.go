@@ -36,6 +36,8 @@ const (
 	// ChecksumAnnotation is, on a member, the checksum of its desired
 	// content as last applied; on the parent, the checksum of the whole set.
 	ChecksumAnnotation = "kix.dev/checksum"
+	// InventoryAnnotation names, on a member, its inventory: namespace/name.
+	InventoryAnnotation = "kix.dev/inventory"
 	// PruneAnnotation set to "disabled" keeps an object when it leaves the
 	// set: prune reports it and leaves it alone.
 	PruneAnnotation = "kix.dev/prune"

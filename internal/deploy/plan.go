@@ -66,12 +66,12 @@ func (p *plan) namespaces() map[string]bool {
 // default namespace, cluster-scoped ones lose a namespace they should not
 // have, members get the inventory label, and everything gets its checksum.
 // All problems are reported at once, before anything is applied.
-func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, inv *Inventory) (*plan, error) {
+func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, inv *Inventory, labels map[string]string) (*plan, error) {
 	crds := crdScopes(objs)
 	p := &plan{sums: map[ObjectID]string{}}
 	var errs []error
 	for _, o := range objs {
-		it, err := m.prepare(o, defaultNS, inv, crds)
+		it, err := m.prepare(o, defaultNS, inv, labels, crds)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -99,8 +99,18 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, 
 	return p, nil
 }
 
-func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *Inventory, crds map[schema.GroupKind]bool) (*item, error) {
+func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]bool) (*item, error) {
 	obj := o.DeepCopy()
+	if len(extra) > 0 {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		for k, v := range extra {
+			labels[k] = v
+		}
+		obj.SetLabels(labels)
+	}
 	gvk := obj.GroupVersionKind()
 	namespaced, deferred := false, false
 	mp, err := m.mapping(gvk)
@@ -135,6 +145,9 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 		ann = map[string]string{}
 	}
 	ann[ChecksumAnnotation] = sum
+	if inv != nil {
+		ann[InventoryAnnotation] = inv.Namespace + "/" + inv.Name
+	}
 	obj.SetAnnotations(ann)
 	id := IDOf(obj)
 	return &item{id: id, obj: obj, sum: sum, stage: stageOf(id, namespaced), mapping: mp, deferred: deferred}, nil

@@ -16,6 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
+// ErrNoInventory is returned by Prune for an inventory that does not
+// exist.
+var ErrNoInventory = errors.New("no such inventory: nothing was ever applied with it")
+
 // PruneSet returns the members that are not desired: what a prune
 // deletes. It is a pure set difference, sorted.
 func PruneSet(members []ObjectID, desired map[ObjectID]bool) []ObjectID {
@@ -172,7 +176,7 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 	if opts.Inventory == nil {
 		return nil, errors.New("pruning needs an inventory")
 	}
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory)
+	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, opts.Labels)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +188,7 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, fmt.Errorf("%s does not exist: nothing was ever applied with it", opts.Inventory)
+		return nil, fmt.Errorf("%s: %w", opts.Inventory, ErrNoInventory)
 	}
 	cs := &ChangeSet{Inventory: opts.Inventory.String()}
 	if err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {

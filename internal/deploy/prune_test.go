@@ -251,3 +251,33 @@ func TestInventoryIsAnApplySetKubectlReads(t *testing.T) {
 		t.Errorf("kubectl's view of the members (-want +got):\n%s", diff)
 	}
 }
+
+// An object another inventory holds is refused, naming both, and nothing of
+// the set is applied; adopted, it moves to the new set, and the old set's
+// prune leaves it alone.
+func TestAnotherInventorysObjectIsRefusedUnlessAdopted(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	first, second := &Inventory{Name: "first", Namespace: ns}, &Inventory{Name: "second", Namespace: ns}
+	apply(t, m, objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: first}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: first})
+
+	both := objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: second}\n")
+	_, err := m.Apply(context.Background(), both, ApplyOptions{DefaultNamespace: ns, Inventory: second})
+	var oe *ObjectError
+	if !errors.As(err, &oe) || oe.ID.Name != "shared" || !strings.Contains(err.Error(), "belongs to inventory "+ns+"/first") {
+		t.Fatalf("applying another set's object: %v", err)
+	}
+	if _, diffErr := m.Diff(context.Background(), both, DiffOptions{DefaultNamespace: ns, Inventory: second}); diffErr == nil || !strings.Contains(diffErr.Error(), "belongs to inventory") {
+		t.Errorf("diff of another set's object: %v", diffErr)
+	}
+	if exists(t, configMaps, ns, "mine") {
+		t.Error("the refused set was applied in part")
+	}
+
+	cs := apply(t, m, both, ApplyOptions{DefaultNamespace: ns, Inventory: second, Adopt: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/mine created", "ConfigMap/"+ns+"/shared configured")
+	cs = apply(t, m, nil, ApplyOptions{DefaultNamespace: ns, Inventory: first, Prune: true, AllowEmpty: true})
+	if len(cs.Changes) != 0 || !exists(t, configMaps, ns, "shared") {
+		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
+	}
+}
