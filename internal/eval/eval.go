@@ -33,6 +33,9 @@ type Options struct {
 	Log io.Writer
 	// Stdin is read when File is "-".
 	Stdin io.Reader
+	// Apply, a Nix function, is applied to the selected value before it
+	// becomes JSON (a catalogue drops its blocks' functions this way).
+	Apply string
 }
 
 // Result is what an evaluation produced.
@@ -142,7 +145,7 @@ func evalNix(ctx context.Context, opts Options, source string) (any, []string, e
 		if opts.Attr != "" {
 			ref += "." + opts.Attr
 		}
-		args = append(args, ref, "--apply", wrapper)
+		args = append(args, ref, "--apply", "v: ("+wrapper+") ("+applied(opts)+" v)")
 	} else {
 		expr, err := fileExpr(opts)
 		if err != nil {
@@ -194,9 +197,30 @@ func fileExpr(opts Options) (string, error) {
 		fmt.Fprintf(&b, "    %s = %s;\n", nixString(k), nixString(opts.ArgStrs[k]))
 	}
 	b.WriteString("  };\n  v = if builtins.isFunction f then f (builtins.intersectAttrs (builtins.functionArgs f) args) else f;\n")
-	b.WriteString("in (" + wrapper + ") (" + selected + ")\n")
+	b.WriteString("in (" + wrapper + ") (" + applied(opts) + " (" + selected + "))\n")
 	return b.String(), nil
 }
+
+// applied is the function the options apply to the value.
+func applied(opts Options) string {
+	if opts.Apply == "" {
+		return "(v: v)"
+	}
+	return "(" + opts.Apply + ")"
+}
+
+// Value evaluates a Nix file or flake output (Options.File, Attr, Args,
+// ArgStrs, Apply) and returns its value decoded from JSON, with every
+// store path it refers to realised and listed.
+func Value(ctx context.Context, opts Options) (any, []string, error) {
+	if !isNix(opts.File) {
+		return nil, nil, fmt.Errorf("%s is not a Nix file or flake reference", opts.File)
+	}
+	return evalNix(ctx, opts, sourceName(opts))
+}
+
+// NixString quotes s as a Nix string literal, for expressions built in Go.
+func NixString(s string) string { return nixString(s) }
 
 // nixString quotes s as a Nix string literal.
 func nixString(s string) string {

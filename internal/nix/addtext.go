@@ -3,8 +3,11 @@ package nix
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path"
 	"strings"
 )
 
@@ -31,4 +34,48 @@ func AddText(ctx context.Context, name, text string, references []string) (strin
 		return "", fmt.Errorf("adding %s to the store: %v: %s", name, err, lastLines(strings.TrimSpace(stderr.String()), 10))
 	}
 	return ParseStorePath(strings.TrimSpace(stdout.String()))
+}
+
+// AddTree copies a folder into the store as builtins.path does and
+// returns its store path. With keep, only those files (paths relative to
+// root, slash-separated) and the folders holding them are copied.
+func AddTree(ctx context.Context, root, name string, keep []string) (string, error) {
+	filter := "_: _: true"
+	if keep != nil {
+		wanted := map[string]bool{}
+		for _, f := range keep {
+			for p := path.Clean(f); p != "." && p != "/" && !wanted[p]; p = path.Dir(p) {
+				wanted[p] = true
+			}
+		}
+		list, err := os.CreateTemp("", "kix-tree-*.json")
+		if err != nil {
+			return "", err
+		}
+		defer os.Remove(list.Name())
+		if err := json.NewEncoder(list).Encode(wanted); err != nil {
+			list.Close()
+			return "", err
+		}
+		if err := list.Close(); err != nil {
+			return "", err
+		}
+		// The filter sees absolute paths; the list holds relative ones.
+		filter = fmt.Sprintf(`let keep = builtins.fromJSON (builtins.readFile %s); n = builtins.stringLength (toString root) + 1; in
+  p: _: keep ? ${builtins.substring n (-1) (toString p)}`, nixString(list.Name()))
+	}
+	expr := fmt.Sprintf(`let root = %s; in builtins.path { path = root; name = %s; filter = %s; }`,
+		nixPathLiteral(root), nixString(name), filter)
+	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("adding %s to the store: %v: %s", root, err, lastLines(strings.TrimSpace(stderr.String()), 10))
+	}
+	return ParseStorePath(strings.TrimSpace(stdout.String()))
+}
+
+// nixPathLiteral writes an absolute path as a Nix path value.
+func nixPathLiteral(p string) string {
+	return "(/. + " + nixString(p) + ")"
 }
