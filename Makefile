@@ -15,7 +15,7 @@ COMMIT ?= $(shell git rev-parse --verify -q HEAD || echo unknown)
 LDFLAGS := -X github.com/kix-project/kix/internal/version.Version=$(VERSION) \
 	-X github.com/kix-project/kix/internal/version.Commit=$(COMMIT)
 
-.PHONY: all build tools check test demo bench cluster clean
+.PHONY: all build tools generate check test demo bench cluster clean
 
 all: build
 
@@ -27,8 +27,13 @@ build:
 tools:
 	@hack/tools.sh
 
-## check: formatting, go vet and staticcheck
+## generate: deep-copy code, CRDs and RBAC from the API types and markers
+generate:
+	@hack/generate.sh
+
+## check: generated files up to date, formatting, go vet and staticcheck
 check:
+	@hack/generate.sh --check
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...

@@ -1,0 +1,100 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"sort"
+	"time"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/image"
+)
+
+// BuildRequest is what a NixImage asks to be built.
+type BuildRequest struct {
+	Name       string // of the image spec's store path: <namespace>-<name>
+	PackageSet string
+	Contents   []string
+	Config     image.Config
+	Systems    []string
+}
+
+// BuildResult is a finished build.
+type BuildResult struct {
+	StorePath string // the image spec
+}
+
+// ImageBuilder builds NixImages. Build is called on every reconcile of an
+// image being built: it returns a result when the build is done, nil while
+// it runs elsewhere (the reconciler is called again when it progresses),
+// a *BuildError when the build failed for a reason in the spec, and any
+// other error for a failure worth retrying.
+type ImageBuilder interface {
+	Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error)
+}
+
+// BuildError is a build that failed because of what was asked (a missing
+// package, a package that does not build): retrying cannot help until the
+// spec changes.
+type BuildError struct {
+	Message string // says why; ends with the end of the build log
+}
+
+func (e *BuildError) Error() string { return e.Message }
+
+// requestFor turns a NixImage into a build request.
+func requestFor(img *v1alpha1.NixImage, defaultPackageSet string) BuildRequest {
+	req := BuildRequest{
+		Name:       img.Namespace + "-" + img.Name,
+		PackageSet: img.Spec.PackageSet,
+		Contents:   img.Spec.Contents,
+		Systems:    img.Spec.Systems,
+		Config:     image.Config{Entrypoint: img.Spec.Entrypoint, Cmd: img.Spec.Cmd},
+	}
+	if req.PackageSet == "" {
+		req.PackageSet = defaultPackageSet
+	}
+	if len(img.Spec.Env) > 0 {
+		req.Config.Env = map[string]string{}
+		for _, e := range img.Spec.Env {
+			req.Config.Env[e.Name] = e.Value
+		}
+	}
+	return req
+}
+
+// NixBuilder builds with the Nix the controller runs beside, in the
+// reconciler itself: one build per reconcile worker at a time.
+type NixBuilder struct{}
+
+// Build implements ImageBuilder.
+func (NixBuilder) Build(ctx context.Context, _ *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+	if req.PackageSet == "" {
+		return nil, &BuildError{Message: "no package set: give the controller --package-set or the NixImage spec.packageSet"}
+	}
+	path, err := image.BuildSpec(ctx, image.PackageRequest{
+		Name: req.Name, PackageSet: req.PackageSet, Contents: req.Contents, Config: req.Config, Systems: req.Systems,
+	})
+	var execErr *exec.Error
+	switch {
+	case err == nil:
+		return &BuildResult{StorePath: path}, nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &execErr):
+		return nil, err
+	}
+	return nil, &BuildError{Message: err.Error()}
+}
+
+// sortedEnv lists a config's environment for flags, in name order.
+func sortedEnv(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// since formats a duration for status messages.
+func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }

@@ -1,0 +1,250 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/catalog"
+	"github.com/kix-project/kix/internal/deploy"
+	"github.com/kix-project/kix/internal/eval"
+)
+
+// Reasons of Installation conditions.
+const (
+	ReasonApplied         = "Applied"
+	ReasonBlockNotFound   = "BlockNotFound"
+	ReasonCustomizeFailed = "CustomizeFailed"
+	ReasonApplyFailed     = "ApplyFailed"
+	ReasonNotCustomizable = "NotCustomizable"
+)
+
+// Labels on the objects an Installation applies; they lead watches back to
+// it.
+const (
+	LabelInstallation          = "kix.dev/installation"
+	LabelInstallationNamespace = "kix.dev/installation-namespace"
+	installationFinalizer      = "kix.dev/installation"
+)
+
+// InstallationReconciler applies the BuildingBlock an Installation names,
+// customised with its values, under an inventory of its own, and keeps it
+// applied: on a schedule and whenever one of its objects changes, so hand
+// edits are reverted; a new version prunes what it dropped; deleting the
+// Installation deletes its objects first (finalizer).
+type InstallationReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Deploy   *deploy.Manager
+	// Resync is how often an applied Installation is applied again.
+	Resync time.Duration
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var inst v1alpha1.Installation
+	if err := r.Client.Get(ctx, req.NamespacedName, &inst); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	inv := deploy.Inventory{Name: "kix-installation-" + inst.Name, Namespace: inst.Namespace}
+	if !inst.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.uninstall(ctx, &inst, inv)
+	}
+	if controllerutil.AddFinalizer(&inst, installationFinalizer) {
+		if err := r.Client.Update(ctx, &inst); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	block, err := r.block(ctx, &inst)
+	if err != nil {
+		var cond *conditionError
+		if errors.As(err, &cond) {
+			// Not worth retrying until the spec or the catalogue changes;
+			// both are watched.
+			return ctrl.Result{}, r.notReady(ctx, &inst, cond.reason, cond.Error())
+		}
+		return ctrl.Result{}, err
+	}
+	res, err := eval.Evaluate(ctx, eval.Options{File: block.Spec.Manifests})
+	if err != nil {
+		return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, ReasonApplyFailed, err.Error()))
+	}
+	cs, err := r.Deploy.Apply(ctx, res.Objects, deploy.ApplyOptions{
+		DefaultNamespace: inst.Namespace,
+		Inventory:        &inv,
+		Prune:            true,
+		AllowEmpty:       true,
+		Force:            true, // the Installation owns its objects: hand edits are reverted
+		Labels:           map[string]string{LabelInstallation: inst.Name, LabelInstallationNamespace: inst.Namespace},
+	})
+	if err != nil {
+		// Retried with back-off: the cluster may come round.
+		return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, ReasonApplyFailed, err.Error()))
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, r.applied(ctx, &inst, block, inv, cs)
+}
+
+// conditionError is a failure the spec or the catalogue must fix.
+type conditionError struct {
+	reason string
+	msg    string
+}
+
+func (e *conditionError) Error() string { return e.msg }
+
+// block finds the BuildingBlock to apply: the catalogue's, or with values
+// the tenant's own customisation of it, made on first use.
+func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Installation) (*v1alpha1.BuildingBlock, error) {
+	var published v1alpha1.BuildingBlock
+	name := catalog.ObjectName(inst.Spec.Block, inst.Spec.Version)
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &published); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return nil, err
+		}
+		return nil, &conditionError{ReasonBlockNotFound, fmt.Sprintf("the catalogue has no block %s version %s (kubectl get buildingblocks lists it)", inst.Spec.Block, inst.Spec.Version)}
+	}
+	if inst.Spec.Values == nil || len(inst.Spec.Values.Raw) == 0 {
+		return &published, nil
+	}
+	if published.Spec.Source == nil {
+		return nil, &conditionError{ReasonNotCustomizable, fmt.Sprintf("block %s version %s takes no values", inst.Spec.Block, inst.Spec.Version)}
+	}
+	ownName := tenantBlockName(inst, name)
+	var own v1alpha1.BuildingBlock
+	err := r.Client.Get(ctx, client.ObjectKey{Name: ownName}, &own)
+	if err == nil && own.Spec.Manifests != "" {
+		return &own, nil
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	manifests, err := catalog.Customize(ctx, *published.Spec.Source, inst.Spec.Values.Raw)
+	if err != nil {
+		return nil, &conditionError{ReasonCustomizeFailed, fmt.Sprintf("customising %s with the values: %v", name, err)}
+	}
+	own = v1alpha1.BuildingBlock{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ownName,
+			Labels: map[string]string{
+				catalog.LabelBlock: published.Labels[catalog.LabelBlock], catalog.LabelVersion: published.Labels[catalog.LabelVersion],
+				catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name,
+			},
+		},
+		Spec: published.Spec,
+	}
+	own.Spec.Manifests = manifests
+	own.Spec.Owner = &v1alpha1.BlockOwner{Namespace: inst.Namespace, Installation: inst.Name}
+	own.Spec.Values = inst.Spec.Values.DeepCopy()
+	if err := r.Client.Create(ctx, &own); err != nil {
+		return nil, err
+	}
+	r.event(inst, corev1.EventTypeNormal, "Customized", "built %s from %s with the Installation's values", ownName, name)
+	return &own, nil
+}
+
+// tenantBlockName names an Installation's own customisation of a block:
+// the block, then a hash of the Installation and its values.
+func tenantBlockName(inst *v1alpha1.Installation, block string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s/%s\n%s", inst.Namespace, inst.Name, inst.Spec.Values.Raw)
+	return block + "-" + hex.EncodeToString(h.Sum(nil))[:10]
+}
+
+func (r *InstallationReconciler) applied(ctx context.Context, inst *v1alpha1.Installation, block *v1alpha1.BuildingBlock, inv deploy.Inventory, cs *deploy.ChangeSet) error {
+	st := &inst.Status
+	objects := len(cs.Changes) - cs.Count(deploy.Pruned) - cs.Count(deploy.Kept)
+	changed := cs.Count(deploy.Created) + cs.Count(deploy.Configured) + cs.Count(deploy.Pruned)
+	now := metav1.Now()
+	st.BuildingBlock, st.StorePath, st.Inventory = block.Name, block.Spec.Manifests, inv.Namespace+"/"+inv.Name
+	st.Objects, st.Pruned, st.LastApplied, st.ObservedGeneration = objects, cs.Count(deploy.Pruned), &now, inst.Generation
+	msg := fmt.Sprintf("%s: %d objects (%s)", block.Name, objects, changeSummary(cs))
+	was := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: msg, ObservedGeneration: inst.Generation})
+	if changed > 0 || was == nil || was.Status != metav1.ConditionTrue {
+		r.event(inst, corev1.EventTypeNormal, ReasonApplied, "%s", msg)
+	}
+	if err := r.removeOtherTenantBlocks(ctx, inst, block.Name); err != nil {
+		return err
+	}
+	return r.Client.Status().Update(ctx, inst)
+}
+
+func changeSummary(cs *deploy.ChangeSet) string {
+	s := ""
+	for _, a := range []deploy.Action{deploy.Created, deploy.Configured, deploy.Unchanged, deploy.Pruned, deploy.Kept} {
+		if n := cs.Count(a); n > 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += fmt.Sprintf("%d %s", n, a)
+		}
+	}
+	return s
+}
+
+// notReady records a failure in the Ready condition (and an event when it
+// is news), leaving what was applied alone.
+func (r *InstallationReconciler) notReady(ctx context.Context, inst *v1alpha1.Installation, reason, msg string) error {
+	was := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+	if was == nil || was.Reason != reason || was.Message != truncate(msg, 1024) {
+		r.event(inst, corev1.EventTypeWarning, reason, "%s", truncate(msg, 1024))
+	}
+	inst.Status.ObservedGeneration = inst.Generation
+	meta.SetStatusCondition(&inst.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: inst.Generation,
+	})
+	return r.Client.Status().Update(ctx, inst)
+}
+
+// uninstall deletes what the Installation applied, its own blocks, and
+// then lets it go.
+func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) error {
+	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
+		return nil
+	}
+	_, err := r.Deploy.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+	if err != nil && !errors.Is(err, deploy.ErrNoInventory) {
+		return fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
+	}
+	if err := r.removeOtherTenantBlocks(ctx, inst, ""); err != nil {
+		return err
+	}
+	r.event(inst, corev1.EventTypeNormal, "Uninstalled", "removed the objects of %s", inv.Namespace+"/"+inv.Name)
+	controllerutil.RemoveFinalizer(inst, installationFinalizer)
+	return r.Client.Update(ctx, inst)
+}
+
+// removeOtherTenantBlocks deletes the Installation's own blocks except
+// keep (values changed, or the Installation is gone).
+func (r *InstallationReconciler) removeOtherTenantBlocks(ctx context.Context, inst *v1alpha1.Installation, keep string) error {
+	var blocks v1alpha1.BuildingBlockList
+	if err := r.Client.List(ctx, &blocks, client.MatchingLabels{catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name}); err != nil {
+		return err
+	}
+	for i := range blocks.Items {
+		if b := &blocks.Items[i]; b.Name != keep {
+			if err := r.Client.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *InstallationReconciler) event(inst *v1alpha1.Installation, kind, reason, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(inst, nil, kind, reason, reason, format, args...)
+	}
+}

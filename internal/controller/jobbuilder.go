@@ -1,0 +1,155 @@
+package controller
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/nix"
+)
+
+// JobBuilder builds each NixImage generation in a Kubernetes Job of its own,
+// running `kix image build` in the NixImage's namespace. The Job is named
+// after the image's UID and generation and owned by it: a restarted
+// controller finds the Job it started instead of starting another, and
+// deleting the NixImage deletes its Jobs.
+type JobBuilder struct {
+	Client client.Client
+	// Logs reads the build pod's log (the store path is its last line).
+	Logs kubernetes.Interface
+	// Image runs the build; Command is how to run kix in it, e.g.
+	// ["kix"], or ["/bin/busybox", "chroot", "/host", "/usr/local/bin/kix"]
+	// with HostRoot.
+	Image   string
+	Command []string
+	// HostRoot mounts the node's / at /host, privileged, so a build can use
+	// the node's own Nix and store.
+	HostRoot bool
+	// Env is given to the build.
+	Env []corev1.EnvVar
+}
+
+// Build implements ImageBuilder.
+func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+	name := fmt.Sprintf("kix-build-%s-%d", strings.SplitN(string(img.UID), "-", 2)[0], img.Generation)
+	var job batchv1.Job
+	err := b.Client.Get(ctx, client.ObjectKey{Namespace: img.Namespace, Name: name}, &job)
+	if apierrors.IsNotFound(err) {
+		return nil, b.create(ctx, img, name, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case job.Status.Succeeded > 0:
+		log, err := b.log(ctx, img.Namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		path, err := nix.ParseStorePath(lastLine(log))
+		if err != nil {
+			return nil, fmt.Errorf("build Job %s did not print a store path: %w", name, err)
+		}
+		return &BuildResult{StorePath: path}, nil
+	case jobFailed(&job):
+		log, _ := b.log(ctx, img.Namespace, name)
+		return nil, &BuildError{Message: fmt.Sprintf("build Job %s failed: %s", name, tail(log, 10))}
+	}
+	return nil, nil // still running
+}
+
+func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name string, req BuildRequest) error {
+	args := append([]string{}, b.Command...)
+	args = append(args, "image", "build", "--package-set", req.PackageSet, "--name", req.Name)
+	for _, e := range req.Config.Entrypoint {
+		args = append(args, "--entrypoint", e)
+	}
+	for _, c := range req.Config.Cmd {
+		args = append(args, "--cmd", c)
+	}
+	for _, e := range sortedEnv(req.Config.Env) {
+		args = append(args, "--env", e)
+	}
+	for _, s := range req.Systems {
+		args = append(args, "--system", s)
+	}
+	args = append(args, req.Contents...)
+	backoff := int32(0)
+	pod := corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{
+			Name: "build", Image: b.Image, Command: args[:1], Args: args[1:], Env: b.Env,
+			ImagePullPolicy: corev1.PullIfNotPresent,
+		}},
+	}
+	if b.HostRoot {
+		privileged := true
+		pod.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
+		pod.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+		pod.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{"kix.dev/niximage": img.Name}},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: &backoff,
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"kix.dev/niximage": img.Name}}, Spec: pod},
+		},
+	}
+	if err := controllerutil.SetControllerReference(img, job, b.Client.Scheme()); err != nil {
+		return err
+	}
+	if err := b.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating build Job %s: %w", name, err)
+	}
+	return nil
+}
+
+func jobFailed(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// log reads the log of the Job's pod.
+func (b *JobBuilder) log(ctx context.Context, namespace, job string) (string, error) {
+	pods, err := b.Logs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + job})
+	if err != nil || len(pods.Items) == 0 {
+		return "", fmt.Errorf("finding the pod of build Job %s: %v", job, err)
+	}
+	data, err := b.Logs.CoreV1().Pods(namespace).GetLogs(pods.Items[0].Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	return string(data), err
+}
+
+func lastLine(s string) string {
+	var last string
+	sc := bufio.NewScanner(bytes.NewReader([]byte(s)))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			last = line
+		}
+	}
+	return last
+}
+
+// tail returns the last n lines of a log.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,181 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/catalog"
+	"github.com/kix-project/kix/internal/deploy"
+	"github.com/kix-project/kix/internal/image"
+)
+
+// Options configure kix controller.
+type Options struct {
+	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz;
+	// "0" turns one off.
+	MetricsAddr string
+	HealthAddr  string
+	// LeaderElection makes one replica of several do the work.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+
+	PackageSet string
+	Registry   string
+	MaxBuilds  int
+	// Builder builds NixImages; NixBuilder if nil.
+	Builder ImageBuilder
+	// Images computes image digests from the store builds write to.
+	Images *image.Builder
+	// Resync re-applies Installations this often.
+	Resync time.Duration
+}
+
+// Scheme holds the types kix controller works with.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// Watched kinds an Installation's objects often are: a change to one
+// wakes its Installation at once (others are caught by the resync).
+var watchedKinds = []schema.GroupVersionKind{
+	corev1.SchemeGroupVersion.WithKind("ConfigMap"),
+	corev1.SchemeGroupVersion.WithKind("Secret"),
+	corev1.SchemeGroupVersion.WithKind("Service"),
+	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
+	appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
+}
+
+const blockIndex = "spec.block"
+
+// NewManager sets up a controller-runtime manager with kix's reconcilers.
+func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	owned, err := labels.NewRequirement(LabelInstallation, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	byObject := map[client.Object]cache.ByObject{}
+	for _, gvk := range watchedKinds {
+		byObject[metadataOf(gvk)] = cache.ByObject{Label: labels.NewSelector().Add(*owned)}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.HealthAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "kix-controller.kix.dev",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		Cache:                   cache.Options{ByObject: byObject},
+		// Controller names are unique per manager; a process embedding
+		// several managers (tests, a second cluster) stays valid.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	builderImpl := opts.Builder
+	if builderImpl == nil {
+		builderImpl = NixBuilder{}
+	}
+	images := &NixImageReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kix-controller"), Builder: builderImpl,
+		Images: opts.Images, Registry: opts.Registry, PackageSet: opts.PackageSet, MaxBuilds: opts.MaxBuilds,
+	}
+	if err := images.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	dm, err := deploy.NewManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	installs := &InstallationReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kix-controller"), Deploy: dm, Resync: opts.Resync}
+	if err := installs.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func metadataOf(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
+
+// SetupWithManager registers the reconciler: Installations, the
+// catalogue's BuildingBlocks (a published block wakes Installations of
+// it), and the objects Installations own.
+func (r *InstallationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Installation{}, blockIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Installation).Spec.Block}
+	})
+	if err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Installation{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
+		Watches(&v1alpha1.BuildingBlock{}, handler.EnqueueRequestsFromMapFunc(r.installationsOfBlock))
+	for _, gvk := range watchedKinds {
+		b = b.WatchesMetadata(metadataOf(gvk), handler.EnqueueRequestsFromMapFunc(ownerInstallation))
+	}
+	return b.Named("installation").Complete(r)
+}
+
+// deletionStarted lets an Installation's deletion through.
+var deletionStarted = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}}
+
+func (r *InstallationReconciler) installationsOfBlock(ctx context.Context, o client.Object) []reconcile.Request {
+	block := o.GetLabels()[catalog.LabelBlock]
+	var list v1alpha1.InstallationList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{blockIndex: block}); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, inst := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inst)})
+	}
+	return reqs
+}
+
+// ownerInstallation maps an applied object to its Installation by label.
+func ownerInstallation(_ context.Context, o client.Object) []reconcile.Request {
+	name, ns := o.GetLabels()[LabelInstallation], o.GetLabels()[LabelInstallationNamespace]
+	if name == "" || ns == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
+}

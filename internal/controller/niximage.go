@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/image"
+	"github.com/kix-project/kix/internal/registry"
+)
+
+// Reasons of NixImage conditions and events.
+const (
+	ReasonPending     = "Pending"
+	ReasonBuilding    = "Building"
+	ReasonBuilt       = "Built"
+	ReasonBuildFailed = "BuildFailed"
+)
+
+// NixImageReconciler builds NixImages: Pending (a new generation) →
+// Building → Built (status.image names it by digest in kix registry) or
+// Failed (status.message says why, with the end of the build log).
+type NixImageReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Builder  ImageBuilder
+	// Images computes the digest kix registry serves a spec with; it reads
+	// the store the builds write to.
+	Images *image.Builder
+	// Registry is the host[:port] of kix registry, as pods pull from it.
+	Registry   string
+	PackageSet string
+	// MaxBuilds bounds concurrent builds (reconcile workers).
+	MaxBuilds int
+}
+
+// SetupWithManager registers the reconciler: NixImages and the build Jobs
+// they own.
+func (r *NixImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.NixImage{}).
+		Owns(&batchv1.Job{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxBuilds, 1)}).
+		Complete(r)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var img v1alpha1.NixImage
+	if err := r.Client.Get(ctx, req.NamespacedName, &img); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err) // deleted: owned Jobs go with it
+	}
+	st := &img.Status
+	current := st.ObservedGeneration == img.Generation
+	if current && (st.Phase == v1alpha1.NixImageBuilt || st.Phase == v1alpha1.NixImageFailed) {
+		return ctrl.Result{}, nil
+	}
+	if !current || st.Phase == "" {
+		r.transition(&img, v1alpha1.NixImagePending, metav1.ConditionUnknown, ReasonPending, "waiting for a build")
+		st.Image, st.StorePath = "", ""
+		if err := r.Client.Status().Update(ctx, &img); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if st.Phase == v1alpha1.NixImagePending {
+		r.transition(&img, v1alpha1.NixImageBuilding, metav1.ConditionUnknown, ReasonBuilding, "building "+joinContents(img.Spec.Contents))
+		if err := r.Client.Status().Update(ctx, &img); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	started := time.Now()
+	res, err := r.Builder.Build(ctx, &img, requestFor(&img, r.PackageSet))
+	var be *BuildError
+	switch {
+	case errors.As(err, &be):
+		r.transition(&img, v1alpha1.NixImageFailed, metav1.ConditionFalse, ReasonBuildFailed, be.Message)
+		return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("building %s/%s: %w", img.Namespace, img.Name, err)
+	case res == nil:
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil // a Job builds; its changes wake us
+	}
+	ref, err := r.reference(ctx, res.StorePath)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.Image, st.StorePath = ref, res.StorePath
+	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, "built in "+since(started)+": "+ref)
+	return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+}
+
+// reference is the pullable reference of a built spec: kix registry's
+// repository for the store path, by the digest it serves.
+func (r *NixImageReconciler) reference(ctx context.Context, storePath string) (string, error) {
+	a, err := r.Images.Build(ctx, storePath)
+	if err != nil {
+		return "", fmt.Errorf("assembling the image of %s: %w", storePath, err)
+	}
+	return r.Registry + "/" + registry.Repository(storePath) + "@" + a.Manifest(false).Digest.String(), nil
+}
+
+// transition sets the phase, the Ready condition and the message, and
+// records an event.
+func (r *NixImageReconciler) transition(img *v1alpha1.NixImage, phase v1alpha1.NixImagePhase, ready metav1.ConditionStatus, reason, msg string) {
+	st := &img.Status
+	st.Phase, st.Message, st.ObservedGeneration = phase, msg, img.Generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: ready, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: img.Generation,
+	})
+	kind := corev1.EventTypeNormal
+	if phase == v1alpha1.NixImageFailed {
+		kind = corev1.EventTypeWarning
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(img, nil, kind, reason, string(phase), "%s", truncate(msg, 1024))
+	}
+}
+
+func joinContents(c []string) string {
+	s := ""
+	for i, x := range c {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n+1:]
+}

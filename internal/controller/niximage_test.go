@@ -1,0 +1,199 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/image"
+	"github.com/kix-project/kix/internal/nix"
+	"github.com/kix-project/kix/internal/registry"
+	"github.com/kix-project/kix/test/fixture"
+)
+
+func newImage(ns, name string, contents ...string) *v1alpha1.NixImage {
+	return &v1alpha1.NixImage{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.NixImageSpec{Contents: contents, Tag: "v1"},
+	}
+}
+
+func waitPhase(t *testing.T, cl client.Client, ns, name string, want v1alpha1.NixImagePhase) *v1alpha1.NixImage {
+	t.Helper()
+	var img v1alpha1.NixImage
+	eventually(t, 90*time.Second, fmt.Sprintf("NixImage %s/%s %s", ns, name, want), func() (bool, string) {
+		if err := cl.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &img); err != nil {
+			return false, err.Error()
+		}
+		return img.Status.Phase == want && img.Status.ObservedGeneration == img.Generation, fmt.Sprintf("%s: %s", img.Status.Phase, img.Status.Message)
+	})
+	return &img
+}
+
+// eventReasons lists the reasons of the events about an object, oldest first.
+func eventReasons(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := newClient(t).List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}
+
+func TestNixImageIsBuilt(t *testing.T) {
+	cl, _ := startController(t)
+	ns := kube.Get(t).Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "hello", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "hello", v1alpha1.NixImageBuilt)
+	if c := readyCondition(img.Status.Conditions); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonBuilt {
+		t.Errorf("Ready condition %+v", c)
+	}
+	// The image is what kix registry serves for the spec, by digest.
+	cache, err := image.OpenBlobCache(t.TempDir(), image.DefaultCacheBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := (&image.Builder{Store: nix.NewLocalStore(), Cache: cache}).Build(context.Background(), img.Status.StorePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testRegistry + "/" + registry.Repository(img.Status.StorePath) + "@" + a.Manifest(false).Digest.String()
+	if img.Status.Image != want {
+		t.Errorf("status.image %s, want %s", img.Status.Image, want)
+	}
+	hello := fixture.Build(t, "hello")
+	cf, _ := json.Marshal(a.Image.Roots)
+	if !strings.Contains(string(cf), hello) {
+		t.Errorf("the image's roots %s lack %s", cf, hello)
+	}
+	eventually(t, 10*time.Second, "events", func() (bool, string) {
+		got := eventReasons(t, ns, "hello")
+		return slices.Equal(got, []string{ReasonPending, ReasonBuilding, ReasonBuilt}), strings.Join(got, ",")
+	})
+}
+
+func TestNixImageFailsAndRecovers(t *testing.T) {
+	cl, _ := startController(t)
+	ns := kube.Get(t).Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "typo", "hello", "no-such-package")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "typo", v1alpha1.NixImageFailed)
+	if !strings.Contains(img.Status.Message, `"no-such-package"`) {
+		t.Errorf("message %q does not name the missing package", img.Status.Message)
+	}
+	if c := readyCondition(img.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonBuildFailed {
+		t.Errorf("Ready condition %+v", c)
+	}
+	update(t, cl, img, func(i *v1alpha1.NixImage) { i.Spec.Contents = []string{"hello"} })
+	img = waitPhase(t, cl, ns, "typo", v1alpha1.NixImageBuilt)
+	if img.Status.Image == "" {
+		t.Error("no image after the fix")
+	}
+}
+
+// kubectl get niximages shows the columns the CRD declares; the API's
+// Table output is what kubectl prints.
+func TestNixImagePrinterColumns(t *testing.T) {
+	cl, _ := startController(t)
+	ns := kube.Get(t).Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "cols", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "cols", v1alpha1.NixImageBuilt)
+	table := getTable(t, "/apis/kix.dev/v1alpha1/namespaces/"+ns+"/niximages")
+	var names []string
+	for _, c := range table.ColumnDefinitions {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"Name", "Tag", "Status", "Image", "Age"}) {
+		t.Errorf("columns %v", names)
+	}
+	if len(table.Rows) != 1 || fmt.Sprint(table.Rows[0].Cells[:4]) != fmt.Sprint([]any{"cols", "v1", "Built", img.Status.Image}) {
+		t.Errorf("rows %v", table.Rows)
+	}
+}
+
+// getTable gets a list as kubectl get does; params are name, value pairs.
+func getTable(t *testing.T, path string, params ...string) *metav1.Table {
+	t.Helper()
+	c := kube.Get(t)
+	req := c.Client().Discovery().RESTClient().Get().AbsPath(path)
+	for i := 0; i+1 < len(params); i += 2 {
+		req = req.Param(params[i], params[i+1])
+	}
+	data, err := req.SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(data, &table); err != nil {
+		t.Fatal(err)
+	}
+	return &table
+}
+
+// A controller that stops in the middle of a build (killed, upgraded,
+// leadership lost) leaves the image Building; the next one finishes it,
+// once.
+func TestRestartMidBuild(t *testing.T) {
+	dir := t.TempDir()
+	slowSet := filepath.Join(dir, "slow.nix")
+	// A derivation no earlier run built: it takes seconds, every time.
+	nonce := rand.String(8)
+	content := fmt.Sprintf(`let f = import %s { }; in {
+  slow = f.lib.mkDerivation {
+    pname = "slow"; version = "1.0"; nonce = "%s";
+    script = "sleep 4; mkdir -p $out/bin; echo 'echo slow' > $out/bin/slow; chmod +x $out/bin/slow";
+  };
+}`, fixture.Dir(), nonce)
+	if err := os.WriteFile(slowSet, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cl, stop := startController(t)
+	ns := kube.Get(t).Namespace(t)
+	img := newImage(ns, "slow", "slow")
+	img.Spec.PackageSet = slowSet
+	if err := cl.Create(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilding)
+	stop()
+
+	cl, _ = startController(t)
+	done := waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilt)
+	if !strings.Contains(done.Status.StorePath, "-image-spec.json") {
+		t.Errorf("store path %s", done.Status.StorePath)
+	}
+	eventually(t, 10*time.Second, "events", func() (bool, string) {
+		got := eventReasons(t, ns, "slow")
+		built := 0
+		for _, r := range got {
+			if r == ReasonBuilt {
+				built++
+			}
+		}
+		return built == 1 && got[0] == ReasonPending, strings.Join(got, ",")
+	})
+}
