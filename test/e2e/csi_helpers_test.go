@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +35,20 @@ const scratchImage = "kix.local/scratch:1"
 // http://addr/healthz answers. It returns the process's log.
 func startKixServer(t *testing.T, name, addr string, args ...string) *bytes.Buffer {
 	t.Helper()
+	logs, _ := runKixProcess(t, name, addr, args...)
+	return logs
+}
+
+// startKixProcess is startKixServer for a process the test may stop
+// earlier (as SIGTERM stops a pod).
+func startKixProcess(t *testing.T, name, addr string, args ...string) (stop func()) {
+	t.Helper()
+	_, stop = runKixProcess(t, name, addr, args...)
+	return stop
+}
+
+func runKixProcess(t *testing.T, name, addr string, args ...string) (*bytes.Buffer, func()) {
+	t.Helper()
 	cmd := exec.Command(kix, args...)
 	cmd.Env = fixture.Env()
 	logs := &bytes.Buffer{}
@@ -40,15 +56,21 @@ func startKixServer(t *testing.T, name, addr string, args ...string) *bytes.Buff
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, logs)
 		}
 	})
 	if addr == "" {
-		return logs
+		return logs, stop
 	}
 	waitUntil(t, 20*time.Second, name+" answering", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -57,7 +79,7 @@ func startKixServer(t *testing.T, name, addr string, args ...string) *bytes.Buff
 		}
 		return err == nil
 	})
-	return logs
+	return logs, stop
 }
 
 // startKixCache runs `kix cache` on a free port and returns its URL.
