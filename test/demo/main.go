@@ -1,10 +1,12 @@
 // Command demo runs kix's main job end to end on this machine: it builds
 // the fixtures with Nix, starts a local Kubernetes cluster with a real node
 // and `kix registry` on the local store, maps nix.internal to the registry,
-// and plays three scenes (image.go, deploy.go, csi.go): a pod whose image is
-// a store path; an app applied, changed, diffed and pruned with kix apply;
-// a pod that mounts its closure from kix csi. Then it tears everything down
-// and checks nothing is left. `make demo` runs it.
+// and plays four scenes (image.go, deploy.go, csi.go, controller.go): a pod
+// whose image is a store path; an app applied, changed, diffed and pruned
+// with kix apply; a pod that mounts its closure from kix csi; kix
+// controller building a NixImage a pod runs, and installing a catalogue
+// block it keeps in sync. Then it tears everything down and checks nothing
+// is left. `make demo` runs it.
 package main
 
 import (
@@ -97,7 +99,7 @@ func run(ctx context.Context, w io.Writer, kixBin string) (err error) {
 	}
 
 	for _, scene := range []func(context.Context, io.Writer, *kixRunner, *cluster.Cluster, string) error{
-		imageScene, deployScene, csiScene,
+		imageScene, deployScene, csiScene, controllerScene,
 	} {
 		if err := scene(ctx, w, kix, c, hello); err != nil {
 			return err
