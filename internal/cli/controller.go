@@ -72,7 +72,7 @@ store with kix registry, or each in a Kubernetes Job (--builder job).`,
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" for none`)
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader among replicas (a Lease)")
 	fs.StringVar(&opts.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's)")
-	fs.IntVar(&opts.MaxBuilds, "max-builds", 2, "NixImages built at once")
+	fs.IntVar(&opts.MaxBuilds, "max-builds", 2, "NixImages built at once (with --builder job: build Jobs running at once; others wait, Pending)")
 	fs.DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often Installations are applied again (reverting hand edits)")
 	fs.StringVar(&opts.BuilderKind, "builder", "nix", "where NixImages are built: nix (here) or job (a Kubernetes Job per build)")
 	fs.StringVar(&opts.BuildJobImage, "build-job-image", "", "--builder job: the image that runs kix image build")
@@ -101,14 +101,12 @@ func controllerRun(ctx context.Context, opts *ControllerOptions) error {
 		PackageSet: opts.PackageSet, Registry: opts.Registry, MaxBuilds: opts.MaxBuilds,
 		Images: images, Resync: opts.Resync,
 	}
-	var jobs *controller.JobBuilder
 	switch opts.BuilderKind {
 	case "nix":
 	case "job":
-		if jobs, err = opts.jobBuilder(cfg); err != nil {
+		if copts.Builder, err = opts.jobBuilder(cfg); err != nil {
 			return err
 		}
-		copts.Builder = jobs
 	default:
 		return usageErrorf(`--builder must be "nix" or "job", not %q`, opts.BuilderKind)
 	}
@@ -116,15 +114,12 @@ func controllerRun(ctx context.Context, opts *ControllerOptions) error {
 	if err != nil {
 		return err
 	}
-	if jobs != nil {
-		jobs.Client = mgr.GetClient()
-	}
 	fmt.Fprintln(opts.IO.ErrOut, "kix controller started")
 	return mgr.Start(ctx)
 }
 
-// jobBuilder is the --builder job builder; its client comes from the
-// manager.
+// jobBuilder is the --builder job builder; NewManager gives it its
+// clients.
 func (opts *ControllerOptions) jobBuilder(cfg *rest.Config) (*controller.JobBuilder, error) {
 	if opts.BuildJobImage == "" {
 		return nil, usageErrorf("--builder job needs --build-job-image")

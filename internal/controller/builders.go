@@ -34,6 +34,14 @@ type ImageBuilder interface {
 	Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error)
 }
 
+// An Admitter is an ImageBuilder that bounds the builds running at once
+// itself (builds that run elsewhere do not hold a reconcile worker). Admit
+// starts the build if there is room, and otherwise says why it waits; the
+// image stays Pending until it is admitted.
+type Admitter interface {
+	Admit(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (admitted bool, why string, err error)
+}
+
 // BuildError is a build that failed because of what was asked (a missing
 // package, a package that does not build): retrying cannot help until the
 // spec changes.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +26,12 @@ import (
 // controller finds the Job it started instead of starting another, and
 // deleting the NixImage deletes its Jobs.
 type JobBuilder struct {
+	// Client and Reader (uncached, for counting running Jobs exactly) are
+	// the manager's; NewManager sets them, and Max from Options.MaxBuilds.
 	Client client.Client
+	Reader client.Reader
+	// Max bounds the build Jobs running at once; 0 is no bound.
+	Max int
 	// Logs reads the build pod's log (the store path is its last line).
 	Logs kubernetes.Interface
 	// Image runs the build; Command is how to run kix in it, e.g.
@@ -38,11 +44,41 @@ type JobBuilder struct {
 	HostRoot bool
 	// Env is given to the build.
 	Env []corev1.EnvVar
+
+	mu sync.Mutex // counting and starting Jobs is one step
+}
+
+// Admit implements Admitter: it starts the image's build Job if fewer than
+// Max build Jobs are running, and says how many are if not.
+func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (bool, string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	name := jobName(img)
+	if b.Max > 0 {
+		var jobs batchv1.JobList
+		if err := b.Reader.List(ctx, &jobs, client.HasLabels{labelNixImage}); err != nil {
+			return false, "", err
+		}
+		running := 0
+		for i := range jobs.Items {
+			j := &jobs.Items[i]
+			if j.Name == name && j.Namespace == img.Namespace {
+				return true, "", nil // started before a restart
+			}
+			if j.Status.Succeeded == 0 && !jobFailed(j) && j.DeletionTimestamp.IsZero() {
+				running++
+			}
+		}
+		if running >= b.Max {
+			return false, fmt.Sprintf("queued: %d of %d build Jobs are running", running, b.Max), nil
+		}
+	}
+	return true, "", b.create(ctx, img, name, req)
 }
 
 // Build implements ImageBuilder.
 func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
-	name := fmt.Sprintf("kix-build-%s-%d", strings.SplitN(string(img.UID), "-", 2)[0], img.Generation)
+	name := jobName(img)
 	var job batchv1.Job
 	err := b.Client.Get(ctx, client.ObjectKey{Namespace: img.Namespace, Name: name}, &job)
 	if apierrors.IsNotFound(err) {
@@ -67,6 +103,14 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req Buil
 		return nil, &BuildError{Message: fmt.Sprintf("build Job %s failed: %s", name, tail(log, 10))}
 	}
 	return nil, nil // still running
+}
+
+// labelNixImage marks build Jobs with their image's name.
+const labelNixImage = "kix.dev/niximage"
+
+// jobName names the Job building a generation of an image.
+func jobName(img *v1alpha1.NixImage) string {
+	return fmt.Sprintf("kix-build-%s-%d", strings.SplitN(string(img.UID), "-", 2)[0], img.Generation)
 }
 
 func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name string, req BuildRequest) error {
@@ -100,10 +144,10 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 		pod.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 	}
 	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{"kix.dev/niximage": img.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{labelNixImage: img.Name}},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &backoff,
-			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"kix.dev/niximage": img.Name}}, Spec: pod},
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelNixImage: img.Name}}, Spec: pod},
 		},
 	}
 	if err := controllerutil.SetControllerReference(img, job, b.Client.Scheme()); err != nil {

@@ -110,6 +110,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if builderImpl == nil {
 		builderImpl = NixBuilder{}
 	}
+	if jobs, ok := builderImpl.(*JobBuilder); ok {
+		jobs.Client, jobs.Reader, jobs.Max = mgr.GetClient(), mgr.GetAPIReader(), opts.MaxBuilds
+	}
 	images := &NixImageReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kix-controller"), Builder: builderImpl,
 		Images: opts.Images, Registry: opts.Registry, PackageSet: opts.PackageSet, MaxBuilds: opts.MaxBuilds,

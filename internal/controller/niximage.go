@@ -23,6 +23,7 @@ import (
 // Reasons of NixImage conditions and events.
 const (
 	ReasonPending     = "Pending"
+	ReasonQueued      = "Queued"
 	ReasonBuilding    = "Building"
 	ReasonBuilt       = "Built"
 	ReasonBuildFailed = "BuildFailed"
@@ -74,6 +75,15 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 	if st.Phase == v1alpha1.NixImagePending {
+		if a, ok := r.Builder.(Admitter); ok {
+			admitted, why, err := a.Admit(ctx, &img, requestFor(&img, r.PackageSet))
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if !admitted {
+				return ctrl.Result{RequeueAfter: queuedRetry}, r.queued(ctx, &img, why)
+			}
+		}
 		r.transition(&img, v1alpha1.NixImageBuilding, metav1.ConditionUnknown, ReasonBuilding, "building "+joinContents(img.Spec.Contents))
 		if err := r.Client.Status().Update(ctx, &img); err != nil {
 			return ctrl.Result{}, err
@@ -98,6 +108,23 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st.Image, st.StorePath = ref, res.StorePath
 	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, "built in "+since(started)+": "+ref)
 	return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+}
+
+// queuedRetry is how often a queued image asks for a build slot again
+// (finished Jobs also wake images, their own only).
+const queuedRetry = 5 * time.Second
+
+// queued records why a Pending image waits, without an event (it may wait
+// through many reconciles).
+func (r *NixImageReconciler) queued(ctx context.Context, img *v1alpha1.NixImage, why string) error {
+	if img.Status.Message == why {
+		return nil
+	}
+	img.Status.Message = why
+	meta.SetStatusCondition(&img.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonQueued, Message: why, ObservedGeneration: img.Generation,
+	})
+	return r.Client.Status().Update(ctx, img)
 }
 
 // reference is the pullable reference of a built spec: kix registry's

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -196,4 +197,60 @@ func TestRestartMidBuild(t *testing.T) {
 		}
 		return built == 1 && got[0] == ReasonPending, strings.Join(got, ",")
 	})
+}
+
+// Build Jobs beyond --max-builds wait, Pending, saying so; a slot that
+// frees up starts the next.
+func TestJobBuildsAreBounded(t *testing.T) {
+	c := kube.Get(t)
+	cl, _ := startController(t, func(o *Options) {
+		o.MaxBuilds = 1
+		// This cluster has no node: the Jobs never finish, which is what
+		// keeps the slot taken.
+		o.Builder = &JobBuilder{Logs: c.Client(), Image: "kix.local/kix:test", Command: []string{"kix"}}
+	})
+	ns := c.Namespace(t)
+	ctx := context.Background()
+	jobsOf := func(name string) int {
+		var jobs batchv1.JobList
+		if err := cl.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: name}); err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs.Items)
+	}
+	if err := cl.Create(ctx, newImage(ns, "first", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, cl, ns, "first", v1alpha1.NixImageBuilding)
+	if err := cl.Create(ctx, newImage(ns, "second", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the second image queued", func() (bool, string) {
+		var img v1alpha1.NixImage
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "second"}, &img); err != nil {
+			return false, err.Error()
+		}
+		c := readyCondition(img.Status.Conditions)
+		return img.Status.Phase == v1alpha1.NixImagePending && c != nil && c.Reason == ReasonQueued &&
+			img.Status.Message == "queued: 1 of 1 build Jobs are running", img.Status.Message
+	})
+	if n := jobsOf("second"); n != 0 {
+		t.Fatalf("%d Jobs for the queued image", n)
+	}
+	// The first image goes, and its Job with it (the garbage collector's
+	// work, done here at once: it learns of new CRDs only every 30s).
+	if err := cl.Delete(ctx, newImage(ns, "first")); err != nil {
+		t.Fatal(err)
+	}
+	var jobs batchv1.JobList
+	if err := cl.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: "first"}); err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("the first image's Jobs: %v, %v", len(jobs.Items), err)
+	}
+	if err := cl.Delete(ctx, &jobs.Items[0], client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, cl, ns, "second", v1alpha1.NixImageBuilding)
+	if n := jobsOf("second"); n != 1 {
+		t.Errorf("%d Jobs for the admitted image", n)
+	}
 }

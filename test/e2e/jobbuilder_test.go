@@ -84,7 +84,10 @@ func TestJobBuilderSurvivesARestart(t *testing.T) {
 	if err := cl.Create(ctx, img); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, time.Minute, "the build Job", func() bool { return len(buildJobs(t, cl, ns, "slow")) == 1 })
+	waitUntil(t, time.Minute, "the build Job, the image Building", func() bool {
+		err := cl.Get(ctx, client.ObjectKeyFromObject(img), img)
+		return err == nil && img.Status.Phase == v1alpha1.NixImageBuilding && len(buildJobs(t, cl, ns, "slow")) == 1
+	})
 	stop()
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(img), img); err != nil || img.Status.Phase != v1alpha1.NixImageBuilding {
 		t.Fatalf("when the controller stopped: %s, %v", img.Status.Phase, err)
