@@ -63,13 +63,18 @@ type Block struct {
 }
 
 // blocksOnly keeps what of each block JSON can carry.
-const blocksOnly = `blocks: builtins.mapAttrs (key: b: {
-  name = b.name or key;
-  version = toString b.version;
-  description = b.description or "";
-  manifests = "${b.manifests}";
-  customizable = b ? customize;
-}) blocks`
+// A block missing what it must have fails naming it.
+const blocksOnly = `blocks:
+  if !builtins.isAttrs blocks then throw "a catalogue is an attrset of blocks, not a ${builtins.typeOf blocks}" else
+  builtins.mapAttrs (key: b:
+    let need = attr: if b ? ${attr} then b.${attr} else throw "block ${key} has no ${attr}"; in
+    if !builtins.isAttrs b then throw "block ${key} is a ${builtins.typeOf b}, not an attrset" else {
+      name = b.name or key;
+      version = toString (need "version");
+      description = b.description or "";
+      manifests = "${need "manifests"}";
+      customizable = b ? customize;
+    }) blocks`
 
 // Read evaluates a catalogue file and builds every block's manifests.
 func Read(ctx context.Context, file string) ([]Block, error) {

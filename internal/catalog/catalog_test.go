@@ -128,3 +128,19 @@ func TestPublishableCopiesTheSourceTree(t *testing.T) {
 		t.Errorf("a root that does not hold the catalogue: %v", err)
 	}
 }
+
+func TestReadNamesWhatIsWrong(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		`[ ]`:          "a catalogue is an attrset of blocks, not a list",
+		`{ a = "x"; }`: "block a is a string, not an attrset",
+		`{ b = { manifests = builtins.toFile "m.json" "[]"; }; }`: "block b has no version",
+		`{ c = { version = "1"; }; }`:                             "block c has no manifests",
+	} {
+		file := filepath.Join(dir, "catalog.nix")
+		write(t, file, content)
+		if _, err := Read(context.Background(), file); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", content, err, want)
+		}
+	}
+}

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kix-project/kix/api/v1alpha1"
 	"github.com/kix-project/kix/internal/catalog"
 	"github.com/kix-project/kix/internal/deploy"
 )
@@ -104,5 +107,9 @@ func catalogPublishRun(ctx context.Context, opts *CatalogPublishOptions) error {
 		DryRun:           opts.DryRun == "server",
 		Progress:         progress.print,
 	})
+	var noKind *deploy.NoKindError
+	if errors.As(applyErr, &noKind) && noKind.GVK.GroupVersion() == v1alpha1.GroupVersion {
+		applyErr = fmt.Errorf("%w\nthe cluster does not serve kix's resources: install kix first (kix apply -f deploy), or only its CRDs (kix apply -f config/crd)", applyErr)
+	}
 	return finishChangeSet(opts.IO, format, cs, applyErr)
 }

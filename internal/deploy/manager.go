@@ -71,10 +71,22 @@ func (m *Manager) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error
 		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if meta.IsNoMatchError(err) {
-		return nil, fmt.Errorf("the cluster has no kind %s in %s", gvk.Kind, gvk.GroupVersion())
+		return nil, &NoKindError{GVK: gvk, err: err}
 	}
 	return mp, err
 }
+
+// NoKindError is a kind the cluster does not serve.
+type NoKindError struct {
+	GVK schema.GroupVersionKind
+	err error
+}
+
+func (e *NoKindError) Error() string {
+	return fmt.Sprintf("the cluster has no kind %s in %s", e.GVK.Kind, e.GVK.GroupVersion())
+}
+
+func (e *NoKindError) Unwrap() error { return e.err }
 
 // resourceFor returns the client for an object's resource and namespace.
 func (m *Manager) resourceFor(obj *unstructured.Unstructured, mp *meta.RESTMapping) dynamic.ResourceInterface {

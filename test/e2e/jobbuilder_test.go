@@ -65,7 +65,7 @@ func TestJobBuilderSurvivesARestart(t *testing.T) {
 	importKixImage(t, c)
 	cl := kubeClient(t, c)
 	ns := c.Namespace(t)
-	runKix(t, "apply", "-f", filepath.Join(fixture.Root(), "config", "crd"), "--kubeconfig", c.Info.Kubeconfig, "--wait")
+	installCRDs(t, c)
 
 	// A package no earlier run built: it takes seconds, every time.
 	slow := filepath.Join(t.TempDir(), "slow.nix")
