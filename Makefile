@@ -34,7 +34,7 @@ generate:
 ## check: generated files up to date, formatting, go vet and staticcheck
 check:
 	@hack/generate.sh --check
-	@unformatted=$$(gofmt -l .); \
+	@unformatted=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...
 	$$(hack/go-tool.sh hack/tools/lint honnef.co/go/tools/cmd/staticcheck) ./...
