@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nix-community/go-nix/pkg/narinfo"
 
 	"github.com/kix-project/kix/internal/nix"
 )
@@ -127,7 +126,7 @@ func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
 // signed returns the narinfo with the server's signature added, or as it is
 // if the key signed it already or it cannot be parsed (Nix will judge it).
 func (b *dirBackend) signed(data []byte) []byte {
-	ni, err := narinfo.Parse(bytes.NewReader(data))
+	ni, err := nix.ParseNarinfo(data)
 	if err != nil || ni.NarHash == nil {
 		return data
 	}

@@ -159,7 +159,7 @@ func (b *dirBackend) putNarinfo(r *http.Request, hash string) error {
 }
 
 func parseUploadedNarinfo(data []byte, hash string) (*narinfo.NarInfo, error) {
-	ni, err := narinfo.Parse(bytes.NewReader(data))
+	ni, err := nix.ParseNarinfo(data)
 	if err != nil {
 		return nil, badRequestf("%s.narinfo: %v", hash, err)
 	}

@@ -48,7 +48,14 @@ func (c *BinaryCache) fetchNarinfo(ctx context.Context, hash, what string) (*nar
 		return nil, fmt.Errorf("reading narinfo for %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	ni, err := narinfo.Parse(io.LimitReader(resp.Body, maxNarinfoSize))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxNarinfoSize+1))
+	if err == nil && len(data) > maxNarinfoSize {
+		err = fmt.Errorf("larger than %d bytes", maxNarinfoSize)
+	}
+	var ni *narinfo.NarInfo
+	if err == nil {
+		ni, err = ParseNarinfo(data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading narinfo for %s: %s: %w", what, u, err)
 	}
