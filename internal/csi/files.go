@@ -24,7 +24,13 @@ func unpackNAR(r io.Reader, dst string) error {
 	// The NAR parser reads headers a few bytes at a time, from a goroutine
 	// of its own that may still be reading when it is closed: the gate
 	// makes sure it has stopped before r is handed back.
-	gate := &gatedReader{r: bufio.NewReaderSize(r, 256<<10)}
+	bufs := unpackBuffers.Get().(*unpackBuffer)
+	defer func() {
+		bufs.in.Reset(nil)
+		unpackBuffers.Put(bufs)
+	}()
+	bufs.in.Reset(r)
+	gate := &gatedReader{r: bufs.in}
 	defer gate.close()
 	nr, err := nar.NewReader(gate)
 	if err != nil {
@@ -32,7 +38,7 @@ func unpackNAR(r io.Reader, dst string) error {
 	}
 	defer nr.Close()
 	var dirs []string
-	buf := make([]byte, 256<<10)
+	buf := bufs.copy[:]
 	for {
 		h, err := nr.Next()
 		if errors.Is(err, io.EOF) {
@@ -65,6 +71,18 @@ func unpackNAR(r io.Reader, dst string) error {
 	}
 	return sealDirs(dirs)
 }
+
+// unpackBuffer is what unpacking a NAR reads and copies through: 512 KiB
+// that, allocated per path, made a closure's fetch mostly garbage
+// collection.
+type unpackBuffer struct {
+	in   *bufio.Reader
+	copy [256 << 10]byte
+}
+
+var unpackBuffers = sync.Pool{New: func() any {
+	return &unpackBuffer{in: bufio.NewReaderSize(nil, 256<<10)}
+}}
 
 // gatedReader passes reads to r until it is closed; close waits for a read
 // in progress.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -52,28 +53,45 @@ func (s *Store) Path(storePath string) string {
 func (s *Store) tmpDir() string { return filepath.Join(s.dir, "tmp") }
 
 // Fetch makes the closure of roots present in the store and returns it,
-// sorted. The caller holds s.mu shared.
+// sorted. A path's download starts as soon as its narinfo is known, while
+// the rest of the closure is still being looked up. The caller holds s.mu
+// shared.
 func (s *Store) Fetch(ctx context.Context, roots []string) ([]string, error) {
-	infos, err := nix.Closure(ctx, s.source(), roots...)
-	if err != nil {
-		return nil, err
-	}
-	closure := make([]string, len(infos))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.parallel)
-	for i, info := range infos {
-		closure[i] = info.Path
+	slots := make(chan struct{}, s.parallel)
+	var closure []string
+	walkErr := nix.WalkClosure(gctx, s.source(), roots, func(info *nix.PathInfo) error {
+		closure = append(closure, info.Path)
 		if s.has(info.Path) {
-			continue
+			return nil
 		}
 		g.Go(func() error {
+			select {
+			case slots <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-slots }()
 			_, err, _ := s.fetches.Do(info.Path, func() (any, error) {
 				return nil, s.fetch(gctx, info.Path)
 			})
 			return err
 		})
+		return nil
+	})
+	if walkErr != nil {
+		cancel() // no use finishing the downloads
 	}
-	return closure, g.Wait()
+	if err := g.Wait(); err != nil && (walkErr == nil || !errors.Is(err, context.Canceled)) {
+		return nil, err
+	}
+	if walkErr != nil {
+		return nil, walkErr
+	}
+	slices.Sort(closure)
+	return closure, nil
 }
 
 func (s *Store) has(storePath string) bool {

@@ -28,7 +28,8 @@ type BinaryCacheOptions struct {
 	// AllowUnsigned accepts narinfos without a valid signature (like Nix's
 	// require-sigs = false). Default false.
 	AllowUnsigned bool
-	// Client is the HTTP client; http.DefaultClient if nil.
+	// Client is the HTTP client; if nil, one shared by all caches that
+	// keeps enough connections open for parallel fetches.
 	Client *http.Client
 	// CacheDir, if set, keeps verified NARs on disk (uncompressed,
 	// content-addressed by NAR hash) so a path is downloaded once.
@@ -89,7 +90,7 @@ func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error
 	}
 	client := opts.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	return &BinaryCache{
 		url:           trimmed,
@@ -100,6 +101,16 @@ func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error
 		cacheDir:      opts.CacheDir,
 	}, nil
 }
+
+// defaultClient keeps up to 64 idle connections per cache: parallel narinfo
+// lookups and NAR downloads then reuse them instead of opening (and, over
+// TLS, negotiating) a connection per request, as net/http's default of two
+// would make them.
+var defaultClient = &http.Client{Transport: func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()}
 
 func parseKeys(keys []string) ([]signature.PublicKey, error) {
 	parsed := make([]signature.PublicKey, 0, len(keys))

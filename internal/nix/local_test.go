@@ -64,12 +64,30 @@ func TestLocalClosure(t *testing.T) {
 		t.Errorf("closure (-nix-store -qR +Closure):\n%s", diff)
 	}
 	// The generic walk over PathInfo agrees with the one-call query.
-	walked, err := walkClosure(context.Background(), NewLocalStore(), []string{hello})
+	walked, err := Closure(context.Background(), pathInfoOnly{NewLocalStore()}, hello)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(infos, walked); diff != "" {
-		t.Errorf("walkClosure (-query +walk):\n%s", diff)
+		t.Errorf("walked closure (-query +walk):\n%s", diff)
+	}
+}
+
+// pathInfoOnly hides a store's one-call closure query, so closures of it
+// are walked path by path.
+type pathInfoOnly struct{ Store }
+
+// An error from visit ends the walk and is what it returns.
+func TestWalkClosureStopsOnVisitError(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	stop := errors.New("enough")
+	visited := 0
+	err := WalkClosure(context.Background(), pathInfoOnly{NewLocalStore()}, []string{hello}, func(*PathInfo) error {
+		visited++
+		return stop
+	})
+	if !errors.Is(err, stop) || visited != 1 {
+		t.Errorf("WalkClosure = %v after %d visits, want %v after 1", err, visited, stop)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 )
 
 // PathInfo is what a store knows about a valid store path.
@@ -72,54 +71,86 @@ func Closure(ctx context.Context, s Store, roots ...string) ([]*PathInfo, error)
 	if q, ok := s.(ClosureQuerier); ok {
 		return q.Closure(ctx, roots)
 	}
-	return walkClosure(ctx, s, roots)
-}
-
-// walkClosure follows references breadth first, asking for up to 16 paths
-// at once (a binary cache answers over the network).
-func walkClosure(ctx context.Context, s Store, roots []string) ([]*PathInfo, error) {
-	const parallel = 16
-	seen := map[string]*PathInfo{}
-	queue := slices.Clone(roots)
-	for _, r := range roots {
-		seen[r] = nil
-	}
-	for len(queue) > 0 {
-		batch := queue
-		if len(batch) > parallel {
-			batch = batch[:parallel]
-		}
-		queue = queue[len(batch):]
-		infos := make([]*PathInfo, len(batch))
-		errs := make([]error, len(batch))
-		var wg sync.WaitGroup
-		for i, p := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				infos[i], errs[i] = s.PathInfo(ctx, p)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return nil, err
-		}
-		for _, info := range infos {
-			seen[info.Path] = info
-			for _, ref := range info.References {
-				if _, ok := seen[ref]; !ok {
-					seen[ref] = nil
-					queue = append(queue, ref)
-				}
-			}
-		}
-	}
-	out := make([]*PathInfo, 0, len(seen))
-	for _, info := range seen {
+	var out []*PathInfo
+	err := WalkClosure(ctx, s, roots, func(info *PathInfo) error {
 		out = append(out, info)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	SortPathInfos(out)
 	return out, nil
+}
+
+// walkParallel is how many paths WalkClosure asks a store about at once
+// (a binary cache answers over the network).
+const walkParallel = 16
+
+// WalkClosure calls visit with the PathInfo of each path in the closure of
+// roots as soon as it is known, so the caller can start on a path while
+// the rest of the closure is still being looked up. visit is called from
+// one goroutine at a time, once per path, in no particular order; an error
+// from it ends the walk. Lookups are not batched: a new one starts as soon
+// as any finishes.
+func WalkClosure(ctx context.Context, s Store, roots []string, visit func(*PathInfo) error) error {
+	if q, ok := s.(ClosureQuerier); ok {
+		infos, err := q.Closure(ctx, roots)
+		if err != nil {
+			return err
+		}
+		for _, info := range infos {
+			if err := visit(info); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		info *PathInfo
+		err  error
+	}
+	answers := make(chan answer)
+	seen := map[string]bool{}
+	var queue []string
+	for _, r := range roots {
+		if !seen[r] {
+			seen[r] = true
+			queue = append(queue, r)
+		}
+	}
+	var err error
+	for inFlight := 0; inFlight > 0 || len(queue) > 0 && err == nil; {
+		for ; err == nil && inFlight < walkParallel && len(queue) > 0; inFlight++ {
+			p := queue[0]
+			queue = queue[1:]
+			go func() {
+				info, err := s.PathInfo(ctx, p)
+				answers <- answer{info, err}
+			}()
+		}
+		a := <-answers
+		inFlight--
+		if err != nil {
+			continue // draining the lookups still running
+		}
+		if err = a.err; err == nil {
+			err = visit(a.info)
+		}
+		if err != nil {
+			cancel()
+			continue
+		}
+		for _, ref := range a.info.References {
+			if !seen[ref] {
+				seen[ref] = true
+				queue = append(queue, ref)
+			}
+		}
+	}
+	return err
 }
 
 // SortPathInfos sorts by path.
