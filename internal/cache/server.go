@@ -181,18 +181,26 @@ func isNarinfoName(p string) bool {
 
 // isHashPart reports whether s is a store path hash (32 nixbase32 digits).
 func isHashPart(s string) bool {
-	if len(s) != nix.HashLen {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune(nixbase32Alphabet, c) {
+	return len(s) == nix.HashLen && isBase32(s)
+}
+
+// isBase32 reports whether s has only nixbase32 digits. It runs on every
+// request, so it looks each byte up in a table.
+func isBase32(s string) bool {
+	for i := range len(s) {
+		if !nixbase32Digit[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
-const nixbase32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
+var nixbase32Digit = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdfghijklmnpqrsvwxyz") {
+		t[c] = true
+	}
+	return t
+}()
 
 // httpError is an answer other than success, with a message for the client.
 type httpError struct {

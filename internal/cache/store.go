@@ -119,6 +119,3 @@ func parseStoreNARName(name string) (hash, narHash string, comp Compression, ok 
 	return hash, narHash, comp, true
 }
 
-func isBase32(s string) bool {
-	return strings.Trim(s, nixbase32Alphabet) == ""
-}
