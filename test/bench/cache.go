@@ -13,13 +13,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kix-project/kix/test/fixture"
 )
 
 const (
-	fetchRuns      = 3
+	fetchRuns      = 5
+	loadRounds     = 3
 	loadClients    = 32
 	loadDuration   = 5 * time.Second
 	narinfoGoalRPS = 1.0 // kix / nginx
@@ -35,6 +37,8 @@ const (
 //   - narinfo requests per second of kix cache against nginx serving the
 //     same folder as static files, under the same load: 32 keep-alive
 //     clients GETting narinfos of the closure for 5 seconds each.
+//
+// The two contenders take turns, and the medians are compared.
 func benchCache(ctx context.Context, cfg benchConfig) error {
 	nginx, err := findNginx()
 	if err != nil {
@@ -64,33 +68,52 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 	defer srv.stop()
 	url := "http://" + addr
 
-	kixFetch, err := medianOf(fetchRuns, func(i int) error {
+	fetch, err := alternate(fetchRuns, func(i int) error {
 		_, err := run(ctx, cfg.kix, "csi", "fetch", "--state-dir", filepath.Join(work, fmt.Sprint("kix-", i)),
 			"--substituter", url, "--trusted-public-key", public, root)
+		if err != nil {
+			return fmt.Errorf("kix csi fetch: %w", err)
+		}
+		return nil
+	}, func(i int) error {
+		if err := nixCopyFrom(ctx, work, i, url, public, root); err != nil {
+			return fmt.Errorf("nix copy: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("kix csi fetch: %w", err)
 	}
-	nixFetch, err := medianOf(fetchRuns, func(i int) error {
-		return nixCopyFrom(ctx, work, i, url, public, root)
-	})
-	if err != nil {
-		return fmt.Errorf("nix copy: %w", err)
-	}
+	kixFetch, nixFetch := median(fetch[0]), median(fetch[1])
 
 	hashes, err := narinfoHashes(dir)
 	if err != nil {
 		return err
 	}
-	kixRPS, err := narinfoLoad(ctx, url, hashes)
-	if err != nil {
-		return fmt.Errorf("load on kix cache: %w", err)
-	}
-	nginxRPS, err := nginxLoad(ctx, nginx, work, dir, hashes)
+	nginxURL, stopNginx, err := startNginx(ctx, nginx, work, dir)
 	if err != nil {
 		return err
 	}
+	defer stopNginx()
+	var rps [2][]float64
+	if _, err := alternate(loadRounds, func(int) error {
+		r, err := narinfoLoad(ctx, url, hashes)
+		if err != nil {
+			return fmt.Errorf("load on kix cache: %w", err)
+		}
+		rps[0] = append(rps[0], r)
+		return nil
+	}, func(int) error {
+		r, err := narinfoLoad(ctx, nginxURL, hashes)
+		if err != nil {
+			return fmt.Errorf("load on nginx: %w", err)
+		}
+		rps[1] = append(rps[1], r)
+		return nil
+	}); err != nil {
+		return err
+	}
+	kixRPS, nginxRPS := median(rps[0]), median(rps[1])
 
 	fetchRatio, rpsRatio := nixFetch.Seconds()/kixFetch.Seconds(), kixRPS/nginxRPS
 	fmt.Printf("\ncache: closure of %s\n", root)
@@ -99,7 +122,7 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 	fmt.Printf("  %-44s %-12s %-12s %s\n", "", "kix", "peer", "ratio (goal)")
 	fmt.Printf("  %-44s %-12s %-12s %.2fx faster (≥ %.0fx)%s\n", fmt.Sprintf("fetch closure into an empty store, median of %d", fetchRuns),
 		secs(kixFetch), secs(nixFetch)+" nix", fetchRatio, fetchGoal, missed(fetchRatio >= fetchGoal))
-	fmt.Printf("  %-44s %-12s %-12s %.2f (≥ %.1f)%s\n", fmt.Sprintf("narinfo GETs/s, %d keep-alive clients", loadClients),
+	fmt.Printf("  %-44s %-12s %-12s %.2f (≥ %.1f)%s\n", fmt.Sprintf("narinfo GETs/s, %d clients, median of %d", loadClients, loadRounds),
 		fmt.Sprintf("%.0f/s", kixRPS), fmt.Sprintf("%.0f/s nginx", nginxRPS), rpsRatio, narinfoGoalRPS, missed(rpsRatio >= narinfoGoalRPS))
 	return nil
 }
@@ -150,18 +173,30 @@ func nixCopyFrom(ctx context.Context, work string, i int, url, public, root stri
 	return nil
 }
 
-// medianOf runs f n times and returns the median time.
-func medianOf(n int, f func(i int) error) (time.Duration, error) {
-	var times []time.Duration
+// alternate runs a and b n times each, taking turns so that neither
+// gets the machine in a better state (a page cache written back, a warmer
+// CPU), and returns their times. Dirty pages are written back before each
+// run, so no run pays for the one before it.
+func alternate(n int, a, b func(i int) error) ([2][]time.Duration, error) {
+	var times [2][]time.Duration
 	for i := range n {
-		start := time.Now()
-		if err := f(i); err != nil {
-			return 0, err
+		for j, f := range []func(int) error{a, b} {
+			syscall.Sync()
+			start := time.Now()
+			if err := f(i); err != nil {
+				return times, err
+			}
+			times[j] = append(times[j], time.Since(start))
 		}
-		times = append(times, time.Since(start))
 	}
-	slices.Sort(times)
-	return times[len(times)/2], nil
+	return times, nil
+}
+
+// median returns the middle value of xs.
+func median[T time.Duration | float64](xs []T) T {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 func narinfoHashes(dir string) ([]string, error) {
@@ -175,28 +210,27 @@ func narinfoHashes(dir string) ([]string, error) {
 	return names, nil
 }
 
-// nginxLoad serves dir with nginx, configured as one would for a static
-// binary cache, and measures narinfo GETs per second.
-func nginxLoad(ctx context.Context, nginx, work, dir string, hashes []string) (float64, error) {
+// startNginx serves dir with nginx, configured as one would for a static
+// binary cache, and returns its URL and how to stop it.
+func startNginx(ctx context.Context, nginx, work, dir string) (string, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return 0, err
+		return "", nil, err
 	}
 	prefix := filepath.Join(work, "nginx")
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
-		return 0, err
+		return "", nil, err
 	}
 	conf := filepath.Join(prefix, "nginx.conf")
 	text := strings.NewReplacer("PREFIX", prefix, "ADDR", addr, "ROOT", dir).Replace(nginxConf)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		return 0, err
+		return "", nil, err
 	}
 	srv, err := startServer(ctx, "nginx", addr, "/nix-cache-info", nginx, "-p", prefix, "-c", conf, "-e", filepath.Join(prefix, "error.log"))
 	if err != nil {
-		return 0, err
+		return "", nil, err
 	}
-	defer srv.stop()
-	return narinfoLoad(ctx, "http://"+addr, hashes)
+	return "http://" + addr, srv.stop, nil
 }
 
 const nginxConf = `daemon off;
