@@ -20,7 +20,7 @@ import (
 const FieldManager = "kix"
 
 // DefaultWorkers bounds the requests a Manager makes at once.
-const DefaultWorkers = 32
+const DefaultWorkers = 64
 
 // Manager applies, diffs, waits for and prunes sets of objects on one
 // cluster.
