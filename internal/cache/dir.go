@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/kix-project/kix/internal/nix"
 )
 

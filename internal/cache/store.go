@@ -118,4 +118,3 @@ func parseStoreNARName(name string) (hash, narHash string, comp Compression, ok 
 	}
 	return hash, narHash, comp, true
 }
-
