@@ -150,22 +150,14 @@ func (c *BinaryCache) download(ctx context.Context, e *cacheEntry, dir string) (
 // copyVerified decompresses the file at u (read from body) into dst and
 // checks it against ni. It reads at most one byte more than NarSize.
 func (c *BinaryCache) copyVerified(dst io.Writer, body io.Reader, ni *narinfo.NarInfo, u string) error {
-	file := newDigest()
-	compressed := io.TeeReader(body, file)
-	dec, err := decompress(ni.Compression, compressed)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", u, err)
-	}
-	defer dec.Close()
-	nar := newDigest()
-	limited := io.LimitReader(dec, int64(ni.NarSize)+1)
-	if _, err := io.Copy(io.MultiWriter(dst, nar), limited); err != nil {
-		return fmt.Errorf("reading %s: %w", u, err)
-	}
-	if err := c.checkNAR(nar, ni); err != nil {
+	err := verifyNAR(body, ni, func(nar io.Reader) error {
+		_, err := io.Copy(dst, nar)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", u, err)
 	}
-	return checkFile(file, compressed, ni, u)
+	return nil
 }
 
 // decompress undoes a narinfo's Compression. go-nix reads a missing
@@ -192,41 +184,6 @@ func decompress(compression string, r io.Reader) (io.ReadCloser, error) {
 		return gzip.NewReader(r)
 	}
 	return nil, fmt.Errorf("unsupported compression %q", compression)
-}
-
-func (c *BinaryCache) checkNAR(got *digest, ni *narinfo.NarInfo) error {
-	switch want := ni.NarHash.Format(nixhash.NixBase32, true); {
-	case got.n > ni.NarSize:
-		return fmt.Errorf("NAR size mismatch: cache %s served more than the %d bytes narinfo says", c, ni.NarSize)
-	case !got.matches(ni.NarHash):
-		return fmt.Errorf("NAR hash mismatch: cache %s served %s, narinfo says %s", c, got, want)
-	case got.n != ni.NarSize:
-		return fmt.Errorf("NAR size mismatch: cache %s served %d bytes, narinfo says %d", c, got.n, ni.NarSize)
-	}
-	return nil
-}
-
-// checkFile checks the compressed file's FileSize and FileHash, when the
-// narinfo gives them, reading what the decompressor left of it.
-func checkFile(got *digest, rest io.Reader, ni *narinfo.NarInfo, u string) error {
-	if ni.FileHash == nil && ni.FileSize == 0 {
-		return nil
-	}
-	limit := int64(maxTrailingBytes)
-	if ni.FileSize > 0 {
-		limit = int64(ni.FileSize) + 1 - int64(got.n)
-	}
-	if _, err := io.Copy(io.Discard, io.LimitReader(rest, max(limit, 0))); err != nil {
-		return fmt.Errorf("reading %s: %w", u, err)
-	}
-	if ni.FileSize > 0 && got.n != ni.FileSize {
-		return fmt.Errorf("file size mismatch: %s has %d bytes, narinfo says %d", u, got.n, ni.FileSize)
-	}
-	if ni.FileHash != nil && !got.matches(ni.FileHash) {
-		return fmt.Errorf("file hash mismatch: %s has %s, narinfo says %s",
-			u, got, ni.FileHash.Format(nixhash.NixBase32, true))
-	}
-	return nil
 }
 
 // digest takes the SHA-256 of what is written to it, and counts it.
