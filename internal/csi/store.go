@@ -57,38 +57,36 @@ func (s *Store) tmpDir() string { return filepath.Join(s.dir, "tmp") }
 // the rest of the closure is still being looked up. The caller holds s.mu
 // shared.
 func (s *Store) Fetch(ctx context.Context, roots []string) ([]string, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
+	// The walk and the downloads are one group: the first error (a path
+	// no cache has, a NAR that does not verify) stops all of them.
+	// Downloads wait for one of s.parallel slots inside their goroutine
+	// (not through the group's limit), so the walk never waits for them.
+	g, ctx := errgroup.WithContext(ctx)
 	slots := make(chan struct{}, s.parallel)
 	var closure []string
-	walkErr := nix.WalkClosure(gctx, s.source(), roots, func(info *nix.PathInfo) error {
-		closure = append(closure, info.Path)
-		if s.has(info.Path) {
-			return nil
-		}
-		g.Go(func() error {
-			select {
-			case slots <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
+	g.Go(func() error {
+		return nix.WalkClosure(ctx, s.source(), roots, func(info *nix.PathInfo) error {
+			closure = append(closure, info.Path)
+			if s.has(info.Path) {
+				return nil
 			}
-			defer func() { <-slots }()
-			_, err, _ := s.fetches.Do(info.Path, func() (any, error) {
-				return nil, s.fetch(gctx, info.Path)
+			g.Go(func() error {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				defer func() { <-slots }()
+				_, err, _ := s.fetches.Do(info.Path, func() (any, error) {
+					return nil, s.fetch(ctx, info.Path)
+				})
+				return err
 			})
-			return err
+			return nil
 		})
-		return nil
 	})
-	if walkErr != nil {
-		cancel() // no use finishing the downloads
-	}
-	if err := g.Wait(); err != nil && (walkErr == nil || !errors.Is(err, context.Canceled)) {
+	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	if walkErr != nil {
-		return nil, walkErr
 	}
 	slices.Sort(closure)
 	return closure, nil
