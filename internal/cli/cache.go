@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -124,8 +123,6 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 		return err
 	}
 	srv := &http.Server{Handler: withHealthz(h), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	what := "the local store"
 	if opts.Dir != "" {
 		what = opts.Dir
@@ -137,17 +134,7 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 	if opts.ready != nil {
 		opts.ready(ln.Addr().String())
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, srv, func() error { return srv.Serve(ln) })
 }
 
 func withHealthz(h http.Handler) http.Handler {

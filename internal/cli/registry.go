@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -109,29 +108,16 @@ func registryRun(ctx context.Context, opts *RegistryOptions) error {
 	metrics.MustRegister(registry.Collectors(b)...)
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := &http.Server{Handler: withOps(registry.New(ropts), metrics), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		if opts.TLSCertFile != "" {
-			errc <- srv.ServeTLS(ln, opts.TLSCertFile, opts.TLSKeyFile)
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
 	fmt.Fprintf(opts.IO.ErrOut, "kix registry serving %s on %s\n", store, ln.Addr())
 	if opts.ready != nil {
 		opts.ready(ln.Addr().String())
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, srv, func() error {
+		if opts.TLSCertFile != "" {
+			return srv.ServeTLS(ln, opts.TLSCertFile, opts.TLSKeyFile)
+		}
+		return srv.Serve(ln)
+	})
 }
 
 func (opts *RegistryOptions) auth() (registry.Authenticator, error) {
