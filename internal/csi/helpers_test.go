@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kix-project/kix/test/fixture"
+	"github.com/kix-project/kix/test/testenv"
 )
 
 // helloPaths builds the fixture hello and returns it and its closure.
@@ -26,7 +27,7 @@ func helloPaths(t *testing.T) (string, []string) {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
+		testenv.Missing(t, "root, which mounting needs")
 	}
 }
 
