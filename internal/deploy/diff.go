@@ -172,37 +172,30 @@ func normalizedYAML(obj *unstructured.Unstructured) (string, error) {
 	return string(data), nil
 }
 
-// pruneCandidates lists the members a prune would delete.
+// pruneCandidates lists the members a prune would delete, and those it
+// would keep, with the reason.
 func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) ([]ObjectDiff, error) {
-	st, err := m.readInventory(ctx, inv)
+	old, err := m.readInventory(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
-	for gk := range p.groupKinds() {
-		st.groupKinds.Insert(gk)
-	}
-	for ns := range p.namespaces() {
-		st.namespaces.Insert(ns)
-	}
-	all, err := m.members(ctx, inv, st)
+	doomed, err := m.doomed(ctx, inv, old, p)
 	if err != nil {
 		return nil, err
-	}
-	byID := map[ObjectID]*member{}
-	var ids []ObjectID
-	for _, mb := range all {
-		byID[mb.id] = mb
-		ids = append(ids, mb.id)
 	}
 	var out []ObjectDiff
-	for _, id := range PruneSet(ids, p.ids()) {
-		d := ObjectDiff{Object: id, Action: Pruned}
-		if byID[id].obj.GetAnnotations()[PruneAnnotation] == "disabled" {
-			d.Action, d.Message = Kept, PruneAnnotation+": disabled"
-		} else if obj, err := m.client.Resource(byID[id].mapping.Resource).Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{}); err == nil {
+	for _, mb := range doomed {
+		d := ObjectDiff{Object: mb.id, Action: Pruned}
+		reason, err := m.keepReason(ctx, inv, mb)
+		if err != nil {
+			return nil, err
+		}
+		if reason != "" {
+			d.Action, d.Message = Kept, reason
+		} else if obj, err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Get(ctx, mb.id.Name, metav1.GetOptions{}); err == nil {
 			before, _ := normalizedYAML(obj)
 			d.Diff, _ = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-				A: difflib.SplitLines(before), FromFile: "live/" + id.String(), ToFile: "/dev/null", Context: 3,
+				A: difflib.SplitLines(before), FromFile: "live/" + mb.id.String(), ToFile: "/dev/null", Context: 3,
 			})
 		}
 		out = append(out, d)

@@ -84,32 +84,45 @@ func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState
 	return out, errors.Join(errs...)
 }
 
-// prune deletes the inventory's members that are not in the plan, in
-// reverse stage order, and reports each.
-func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState, p *plan, opts ApplyOptions, cs *ChangeSet) error {
+// doomed lists the inventory's members that are not in the plan: what a
+// prune deletes (or keeps, see keepReason). It looks in the group-kinds and
+// namespaces of the old set and of the plan.
+func (m *Manager) doomed(ctx context.Context, inv Inventory, old *inventoryState, p *plan) ([]*member, error) {
 	scope := &inventoryState{
 		groupKinds: old.groupKinds.Union(sets.KeySet(p.groupKinds())),
 		namespaces: old.namespaces.Union(sets.KeySet(p.namespaces())),
 	}
 	all, err := m.members(ctx, inv, scope)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	desired := p.ids()
 	byID := map[ObjectID]*member{}
 	var ids []ObjectID
 	for _, mb := range all {
 		byID[mb.id] = mb
 		ids = append(ids, mb.id)
 	}
-	doomed := PruneSet(ids, desired)
+	var out []*member
+	for _, id := range PruneSet(ids, p.ids()) {
+		out = append(out, byID[id])
+	}
+	return out, nil
+}
+
+// prune deletes the inventory's members that are not in the plan, in
+// reverse stage order, and reports each.
+func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState, p *plan, opts ApplyOptions, cs *ChangeSet) error {
+	doomed, err := m.doomed(ctx, inv, old, p)
+	if err != nil {
+		return err
+	}
 	if len(doomed) > 0 {
 		opts.progress("pruning %d objects that left %s", len(doomed), inv)
 	}
 	for s := StageWebhooks; s >= StageCRDs; s-- {
 		var batch []*member
-		for _, id := range doomed {
-			if mb := byID[id]; stageOf(id, mb.namespaced) == s {
+		for _, mb := range doomed {
+			if stageOf(mb.id, mb.namespaced) == s {
 				batch = append(batch, mb)
 			}
 		}
@@ -126,29 +139,40 @@ func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState,
 	return nil
 }
 
-// pruneOne deletes one member, unless it is marked to be kept or (for a
-// Namespace) holds objects kix does not own.
-func (m *Manager) pruneOne(ctx context.Context, inv Inventory, mb *member, dryRun bool) (Change, error) {
-	c := Change{Object: mb.id, DryRun: dryRun}
+// keepReason says why a member that left the set is kept rather than
+// deleted, or "" if it goes: it is not labelled as the inventory's, it is
+// marked to be kept, or (a Namespace) it holds objects kix does not own.
+func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member) (string, error) {
 	if mb.obj.GetLabels()[PartOfLabel] != inv.ID() {
 		// Never delete what is not ours; the list's selector makes this
 		// unreachable, and this check makes it certain.
-		c.Action, c.Message = Kept, "not a member of "+inv.String()
-		return c, nil
+		return "not a member of " + inv.String(), nil
 	}
 	if mb.obj.GetAnnotations()[PruneAnnotation] == "disabled" {
-		c.Action, c.Message = Kept, PruneAnnotation+": disabled"
-		return c, nil
+		return PruneAnnotation + ": disabled", nil
 	}
 	if mb.id.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
 		foreign, err := m.foreignObjectIn(ctx, mb.id.Name, inv)
 		if err != nil {
-			return c, &ObjectError{ID: mb.id, Err: err}
+			return "", &ObjectError{ID: mb.id, Err: err}
 		}
 		if foreign != "" {
-			c.Action, c.Message = Kept, "holds objects kix does not own, such as "+foreign
-			return c, nil
+			return "holds objects kix does not own, such as " + foreign, nil
 		}
+	}
+	return "", nil
+}
+
+// pruneOne deletes one member, unless keepReason keeps it.
+func (m *Manager) pruneOne(ctx context.Context, inv Inventory, mb *member, dryRun bool) (Change, error) {
+	c := Change{Object: mb.id, DryRun: dryRun}
+	reason, err := m.keepReason(ctx, inv, mb)
+	if err != nil {
+		return c, err
+	}
+	if reason != "" {
+		c.Action, c.Message = Kept, reason
+		return c, nil
 	}
 	uid := mb.obj.GetUID()
 	background := metav1.DeletePropagationBackground
@@ -156,7 +180,7 @@ func (m *Manager) pruneOne(ctx context.Context, inv Inventory, mb *member, dryRu
 	if dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}
-	err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
+	err = m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
 	switch {
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		c.Action, c.Message = Pruned, "already gone"

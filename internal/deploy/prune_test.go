@@ -178,10 +178,26 @@ func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
 	owned := ns + "-owned"
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), owned, metav1.DeleteOptions{})
+	})
 	inv := &Inventory{Name: "ns-guard", Namespace: ns}
 	set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
 	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
 	createHandMade(t, owned, "not-kix")
+
+	// kix diff says what the prune will do.
+	diffs, err := m.Diff(context.Background(), nil, DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, d := range diffs {
+		said = append(said, d.Object.String()+" "+string(d.Action))
+	}
+	if want := []string{"ConfigMap/" + owned + "/mine pruned", "Namespace/" + owned + " kept"}; !slices.Equal(said, want) {
+		t.Errorf("diff says %q, want %q", said, want)
+	}
 
 	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
 	if err != nil {
@@ -194,9 +210,6 @@ func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
 	if !exists(t, configMaps, owned, "not-kix") {
 		t.Error("the hand-made object is gone")
 	}
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), owned, metav1.DeleteOptions{})
-	})
 }
 
 func kubectl(t *testing.T, args ...string) string {

@@ -14,7 +14,7 @@ const (
 	Configured Action = "configured"
 	Unchanged  Action = "unchanged"
 	Pruned     Action = "pruned"
-	Kept       Action = "kept" // left the set but is annotated kix.dev/prune: disabled
+	Kept       Action = "kept" // left the set but stays (see the message: kix.dev/prune: disabled, or a Namespace holding others' objects)
 	Failed     Action = "failed"
 )
 
