@@ -211,9 +211,10 @@ func TestJobBuildsAreBounded(t *testing.T) {
 	})
 	ns := c.Namespace(t)
 	ctx := context.Background()
+	direct := newClient(t) // the manager's cache may lag behind the images'
 	jobsOf := func(name string) int {
 		var jobs batchv1.JobList
-		if err := cl.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: name}); err != nil {
+		if err := direct.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: name}); err != nil {
 			t.Fatal(err)
 		}
 		return len(jobs.Items)
@@ -241,7 +242,7 @@ func TestJobBuildsAreBounded(t *testing.T) {
 	// collector's work, done here too because it learns of new CRDs only
 	// every 30s; whichever of the two deletes the Job first wins.
 	var jobs batchv1.JobList
-	if err := cl.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: "first"}); err != nil || len(jobs.Items) != 1 {
+	if err := direct.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: "first"}); err != nil || len(jobs.Items) != 1 {
 		t.Fatalf("the first image's Jobs: %v, %v", len(jobs.Items), err)
 	}
 	if err := cl.Delete(ctx, newImage(ns, "first")); err != nil {
