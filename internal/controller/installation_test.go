@@ -381,3 +381,32 @@ func TestInstallationsDoNotFight(t *testing.T) {
 		t.Errorf("greeting: %v %v %v", cm.Labels, cm.Data, err)
 	}
 }
+
+// An Installation waiting for a block is woken when the block is
+// published, even one whose name does not fit in a label value.
+func TestPublishedBlockWakesItsInstallations(t *testing.T) {
+	cl, ns := startInstallations(t)
+	ctx := context.Background()
+	long := "a-block-whose-name-is-longer-than-the-sixty-three-characters-of-a-label"
+	if err := cl.Create(ctx, newInstallation(ns, "waiting", long, "1.0", "")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "waiting", metav1.ConditionFalse, ReasonBlockNotFound)
+
+	direct := newClient(t)
+	var hello v1alpha1.BuildingBlock
+	if err := direct.Get(ctx, client.ObjectKey{Name: catalog.ObjectName("hello-web", "1.0")}, &hello); err != nil {
+		t.Fatal(err)
+	}
+	// Made as catalog.Objects makes it, under the long name.
+	objs := catalog.Objects([]catalog.Block{{Name: long, Version: "1.0", Manifests: hello.Spec.Manifests}}, "test", "")
+	var block v1alpha1.BuildingBlock
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, &block); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Create(ctx, &block); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Delete(context.Background(), &block) })
+	waitReady(t, ns, "waiting", metav1.ConditionTrue, ReasonApplied)
+}

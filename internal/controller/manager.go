@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kix-project/kix/api/v1alpha1"
-	"github.com/kix-project/kix/internal/catalog"
 	"github.com/kix-project/kix/internal/deploy"
 	"github.com/kix-project/kix/internal/image"
 )
@@ -161,10 +160,16 @@ var deletionStarted = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool
 	return !e.ObjectNew.GetDeletionTimestamp().IsZero()
 }}
 
+// installationsOfBlock maps a BuildingBlock to the Installations it
+// concerns: a tenant's own block to its Installation, a catalogue block to
+// every Installation of that block name.
 func (r *InstallationReconciler) installationsOfBlock(ctx context.Context, o client.Object) []reconcile.Request {
-	block := o.GetLabels()[catalog.LabelBlock]
+	bb := o.(*v1alpha1.BuildingBlock)
+	if owner := bb.Spec.Owner; owner != nil {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: owner.Namespace, Name: owner.Installation}}}
+	}
 	var list v1alpha1.InstallationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{blockIndex: block}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{blockIndex: bb.Spec.Block}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
