@@ -34,13 +34,17 @@ func TestMain(m *testing.M) {
 
 const testRegistry = "registry.test:5000"
 
-var installCRDs sync.Once
+var (
+	installCRDs sync.Once
+	crdsErr     error // what installing them said, for every test after the first
+)
 
 // crds applies config/crd, as kix deploys itself, once per test process.
 func crds(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
-	var err error
 	installCRDs.Do(func() {
+		var err error
+		defer func() { crdsErr = err }()
 		var res *eval.Result
 		res, err = eval.Evaluate(context.Background(), eval.Options{File: filepath.Join(fixture.Root(), "config", "crd")})
 		if err != nil {
@@ -52,8 +56,8 @@ func crds(t *testing.T, c *cluster.Cluster) {
 		}
 		_, err = m.Apply(context.Background(), res.Objects, deploy.ApplyOptions{})
 	})
-	if err != nil {
-		t.Fatalf("installing the CRDs: %v", err)
+	if crdsErr != nil {
+		t.Fatalf("installing the CRDs: %v", crdsErr)
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -29,15 +30,21 @@ import (
 // kixImage is the name the harness node knows kixPodImage by.
 const kixImage = "kix.local/kix:e2e"
 
-var importedKixImage sync.Once
+var (
+	importedKixImage sync.Once
+	importErr        error // what importing said, for every test after the first
+)
 
 // importKixImage gives the harness node kixPodImage as kixImage, once.
 func importKixImage(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
-	var err error
-	importedKixImage.Do(func() { err = c.ImportImage(context.Background(), kixImage, kixPodImage(t)) })
-	if err != nil {
-		t.Fatal(err)
+	importedKixImage.Do(func() {
+		// Still set if kixPodImage ends this test half way.
+		importErr = errors.New("building or importing the kix image failed in an earlier test")
+		importErr = c.ImportImage(context.Background(), kixImage, kixPodImage(t))
+	})
+	if importErr != nil {
+		t.Fatal(importErr)
 	}
 }
 
