@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
 )
 
@@ -23,7 +24,8 @@ func TestCacheWithNix(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	folder := startKixCache(t, "--dir", t.TempDir(), "--secret-key", secret, "--upload-token-file", tokenFile)
+	folderDir := t.TempDir()
+	folder := startKixCache(t, "--dir", folderDir, "--secret-key", secret, "--upload-token-file", tokenFile)
 	store := startKixCache(t, "--store", "--secret-key", secret, "--compression", "xz")
 
 	netrc := filepath.Join(t.TempDir(), "netrc")
@@ -43,11 +45,17 @@ func TestCacheWithNix(t *testing.T) {
 		}
 	}
 	// Without the token, nothing is taken.
-	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "copy", "--to", folder, fixture.Build(t, "webserver"))
+	webserver := fixture.Build(t, "webserver")
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "copy", "--to", folder, webserver)
 	cmd.Env = append(fixture.Env(), "XDG_CACHE_HOME="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err == nil {
+	out, err := cmd.CombinedOutput()
+	if err == nil {
 		t.Errorf("a push without the token succeeded:\n%s", out)
-	} else {
-		t.Logf("refused: %s", out)
+	}
+	if !strings.Contains(string(out), "401") {
+		t.Errorf("the push failed, but not on the cache's refusal (401):\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(folderDir, nix.HashPart(webserver)+".narinfo")); !os.IsNotExist(err) {
+		t.Errorf("the folder took webserver's narinfo without the token: %v", err)
 	}
 }
