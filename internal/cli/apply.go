@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kix-project/kix/internal/deploy"
-	"github.com/kix-project/kix/internal/eval"
 )
 
 // deployOptions are what apply, diff and prune share: the cluster, the
@@ -129,7 +128,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := requireFile(&opts.evalOptions); err != nil {
+	if err := checkInput(&opts.evalOptions, &opts.imageRefOptions); err != nil {
 		return err
 	}
 	if opts.Prune && opts.Inventory == "" {
@@ -139,7 +138,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := opts.evaluatePublished(ctx, opts.IO)
+	res, err := evaluatePublished(ctx, &opts.evalOptions, &opts.imageRefOptions, opts.IO)
 	if err != nil {
 		return err
 	}
@@ -157,15 +156,6 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 		Progress:         progress.print,
 	})
 	return finishChangeSet(opts.IO, format, cs, applyErr)
-}
-
-// evaluatePublished evaluates -f and applies --registry/--push.
-func (o *ApplyOptions) evaluatePublished(ctx context.Context, streams IOStreams) (*eval.Result, error) {
-	res, err := o.evaluate(ctx, streams.In, streams.ErrOut)
-	if err != nil {
-		return nil, err
-	}
-	return res, o.publish(ctx, res, streams.ErrOut)
 }
 
 // finishChangeSet prints what was done, even when something failed, then

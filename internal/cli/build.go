@@ -53,14 +53,11 @@ func buildRun(ctx context.Context, opts *BuildOptions) error {
 	if format == outputText {
 		format = outputYAML
 	}
-	if err := requireFile(&opts.evalOptions); err != nil {
+	if err := checkInput(&opts.evalOptions, &opts.imageRefOptions); err != nil {
 		return err
 	}
-	res, err := opts.evaluate(ctx, opts.IO.In, opts.IO.ErrOut)
+	res, err := evaluatePublished(ctx, &opts.evalOptions, &opts.imageRefOptions, opts.IO)
 	if err != nil {
-		return err
-	}
-	if err := opts.publish(ctx, res, opts.IO.ErrOut); err != nil {
 		return err
 	}
 	return writeObjects(opts.IO, format, res.Objects)

@@ -95,3 +95,14 @@ func TestRegistryAndPushFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// --push without --registry is refused before anything is evaluated or
+// built: the file named does not even exist.
+func TestPushNeedsRegistryBeforeEvaluating(t *testing.T) {
+	for _, cmd := range []string{"build", "apply", "diff"} {
+		code, _, stderr := run(t, cmd, "--push", "-f", "/no/such/file.nix")
+		if code != ExitUsage || !strings.Contains(stderr, "--push needs --registry") {
+			t.Errorf("kix %s --push: exit %d, %q; want %d and --push needs --registry", cmd, code, stderr, ExitUsage)
+		}
+	}
+}

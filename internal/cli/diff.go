@@ -72,7 +72,7 @@ func diffRun(ctx context.Context, opts *DiffOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := requireFile(&opts.evalOptions); err != nil {
+	if err := checkInput(&opts.evalOptions, &opts.imageRefOptions); err != nil {
 		return 0, err
 	}
 	color, err := useColor(opts.Color, opts.IO.Out)
@@ -83,11 +83,8 @@ func diffRun(ctx context.Context, opts *DiffOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := opts.evaluate(ctx, opts.IO.In, opts.IO.ErrOut)
+	res, err := evaluatePublished(ctx, &opts.evalOptions, &opts.imageRefOptions, opts.IO)
 	if err != nil {
-		return 0, err
-	}
-	if err := opts.publish(ctx, res, opts.IO.ErrOut); err != nil {
 		return 0, err
 	}
 	diffs, err := m.Diff(ctx, res.Objects, deploy.DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: inv != nil, Force: opts.ForceConflicts, Adopt: opts.Adopt})

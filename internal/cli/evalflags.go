@@ -55,9 +55,23 @@ func pairs(flag string, values []string) (map[string]string, error) {
 	return m, nil
 }
 
-func requireFile(o *evalOptions) error {
-	if o.File == "" {
+// checkInput refuses, before anything is evaluated or built, a command
+// line without -f or with --push but no --registry.
+func checkInput(e *evalOptions, i *imageRefOptions) error {
+	if e.File == "" {
 		return usageErrorf("give what to deploy with -f FILE (a Nix file, a flake output, or manifests)")
 	}
+	if i.Push && i.Registry == "" {
+		return usageErrorf("--push needs --registry")
+	}
 	return nil
+}
+
+// evaluatePublished evaluates -f and applies --registry/--push.
+func evaluatePublished(ctx context.Context, e *evalOptions, i *imageRefOptions, streams IOStreams) (*eval.Result, error) {
+	res, err := e.evaluate(ctx, streams.In, streams.ErrOut)
+	if err != nil {
+		return nil, err
+	}
+	return res, i.publish(ctx, res, streams.ErrOut)
 }

@@ -32,11 +32,8 @@ func (o *imageRefOptions) addImageRefFlags(fs *pflag.FlagSet) {
 }
 
 // publish rewrites the objects' image references for --registry, pushing
-// the images first with --push.
+// the images first with --push (checkInput made sure --push has one).
 func (o *imageRefOptions) publish(ctx context.Context, res *eval.Result, log io.Writer) error {
-	if o.Push && o.Registry == "" {
-		return usageErrorf("--push needs --registry")
-	}
 	if o.Registry == "" {
 		return nil
 	}
