@@ -133,15 +133,12 @@ func csiFetchRun(ctx context.Context, opts *CSIOptions, paths []string) error {
 		}
 		paths[i] = sp
 	}
-	caches := make([]*nix.BinaryCache, len(opts.Substituters))
-	for i, u := range opts.Substituters {
-		c, err := nix.NewBinaryCache(u, nix.BinaryCacheOptions{TrustedKeys: opts.TrustedKeys})
-		if err != nil {
-			return usageErrorf("--substituter %s: %v", u, err)
-		}
-		caches[i] = c
-	}
-	store, err := csi.NewStore(opts.StateDir, caches, opts.Parallel)
+	store, err := csi.OpenStore(csi.Options{
+		StateDir:     opts.StateDir,
+		Substituters: opts.Substituters,
+		TrustedKeys:  opts.TrustedKeys,
+		Parallel:     opts.Parallel,
+	})
 	if err != nil {
 		return err
 	}

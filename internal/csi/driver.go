@@ -59,6 +59,29 @@ type Driver struct {
 	gcKick  chan struct{}
 }
 
+// OpenStore opens the store in opts.StateDir, filled from
+// opts.Substituters, as the driver does: what `kix csi fetch` uses to warm
+// a node.
+func OpenStore(opts Options) (*Store, error) {
+	caches := make([]*nix.BinaryCache, 0, len(opts.Substituters))
+	for _, u := range opts.Substituters {
+		c, err := nix.NewBinaryCache(u, nix.BinaryCacheOptions{TrustedKeys: opts.TrustedKeys, Client: opts.HTTPClient})
+		if err != nil {
+			return nil, fmt.Errorf("substituter %s: %w", u, err)
+		}
+		caches = append(caches, c)
+	}
+	abs, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	parallel := opts.Parallel
+	if parallel == 0 {
+		parallel = 8
+	}
+	return NewStore(abs, caches, parallel)
+}
+
 // New checks opts and opens the state folder.
 func New(opts Options) (*Driver, error) {
 	if opts.NodeID == "" {
@@ -73,26 +96,11 @@ func New(opts Options) (*Driver, error) {
 	if opts.System == "" {
 		opts.System = image.CurrentSystem()
 	}
-	if opts.Parallel == 0 {
-		opts.Parallel = 8
-	}
-	caches := make([]*nix.BinaryCache, 0, len(opts.Substituters))
-	for _, u := range opts.Substituters {
-		c, err := nix.NewBinaryCache(u, nix.BinaryCacheOptions{TrustedKeys: opts.TrustedKeys, Client: opts.HTTPClient})
-		if err != nil {
-			return nil, fmt.Errorf("substituter %s: %w", u, err)
-		}
-		caches = append(caches, c)
-	}
-	abs, err := filepath.Abs(opts.StateDir)
+	store, err := OpenStore(opts)
 	if err != nil {
 		return nil, err
 	}
-	opts.StateDir = abs
-	store, err := NewStore(abs, caches, opts.Parallel)
-	if err != nil {
-		return nil, err
-	}
+	opts.StateDir = store.dir
 	d := &Driver{opts: opts, store: store, mounter: opts.Mounter, log: opts.Log, gcKick: make(chan struct{}, 1)}
 	if d.mounter == nil {
 		d.mounter = mount.NewWithoutSystemd("")
