@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -166,13 +167,7 @@ func TestLayersHoldExactlyTheClosure(t *testing.T) {
 		rc.Close()
 	}
 	want := fixture.Closure(t, hello)
-	got := slices.Sorted(func(yield func(string) bool) {
-		for r := range roots {
-			if !yield(r) {
-				return
-			}
-		}
-	})
+	got := slices.Sorted(maps.Keys(roots))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("store paths in the layers (-closure +layers):\n%s", diff)
 	}

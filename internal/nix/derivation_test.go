@@ -3,6 +3,7 @@ package nix
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,13 +68,7 @@ func TestDerivationGraphMatchesNix(t *testing.T) {
 		}
 	}
 	slices.Sort(want)
-	got := slices.Sorted(func(yield func(string) bool) {
-		for p := range graph {
-			if !yield(p) {
-				return
-			}
-		}
-	})
+	got := slices.Sorted(maps.Keys(graph))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("derivations (-nix-store -qR +DerivationGraph):\n%s", diff)
 	}

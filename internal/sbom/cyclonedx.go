@@ -126,8 +126,7 @@ func cdxPatches(c *Component) *[]cdx.Patch {
 	for _, p := range c.Patches {
 		patch := cdx.Patch{Type: cdx.PatchTypeUnofficial, Diff: &cdx.Diff{URL: "file://" + p}}
 		var issues []cdx.Issue
-		for _, id := range cveID.FindAllString(patchName(p), -1) {
-			id = strings.ToUpper(id)
+		for _, id := range patchCVEs(p) {
 			issues = append(issues, cdx.Issue{Type: cdx.IssueTypeSecurity, ID: id, Name: id, Description: "fixed by " + patchName(p)})
 		}
 		if issues != nil {

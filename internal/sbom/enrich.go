@@ -168,8 +168,7 @@ func (d *Document) ApplyPackages(pkgs []*nix.Package) {
 }
 
 var (
-	licenseID       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
-	notLicenseIDRef = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+	licenseID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
 )
 
 // NormalizeLicense returns an SPDX licence id as it is, and turns anything
@@ -179,7 +178,7 @@ func NormalizeLicense(l string) string {
 	if licenseID.MatchString(l) {
 		return l
 	}
-	ref := strings.Trim(notLicenseIDRef.ReplaceAllString(strings.TrimPrefix(l, "LicenseRef-"), "-"), "-")
+	ref := strings.Trim(notIDChar.ReplaceAllString(strings.TrimPrefix(l, "LicenseRef-"), "-"), "-")
 	if ref == "" {
 		ref = "unknown"
 	}
@@ -201,15 +200,22 @@ func (c *Component) PURL() string {
 // cveID finds CVE identifiers, as in patch file names.
 var cveID = regexp.MustCompile(`(?i)CVE-\d{4}-\d{4,}`)
 
+// patchCVEs are the CVE ids a patch's file name says it fixes, upper case.
+func patchCVEs(patch string) []string {
+	ids := cveID.FindAllString(patchName(patch), -1)
+	for i := range ids {
+		ids[i] = strings.ToUpper(ids[i])
+	}
+	return ids
+}
+
 // PatchedCVEs returns the CVE ids the component's patches are named after
 // (upper case, sorted): "…-CVE-2099-0001.patch" fixes CVE-2099-0001, as
 // vulnix and sbomnix read them.
 func (c *Component) PatchedCVEs() []string {
 	var ids []string
 	for _, p := range c.Patches {
-		for _, m := range cveID.FindAllString(patchName(p), -1) {
-			ids = append(ids, strings.ToUpper(m))
-		}
+		ids = append(ids, patchCVEs(p)...)
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)

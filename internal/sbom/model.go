@@ -210,7 +210,13 @@ func (d *Document) Serial() string {
 		// A Document holds only strings and numbers.
 		return ""
 	}
-	sum := sha256.Sum256(content)
+	return nameUUID(content)
+}
+
+// nameUUID is a name-based (version 5 layout) UUID of data: the same data
+// always gets the same one.
+func nameUUID(data []byte) string {
+	sum := sha256.Sum256(data)
 	var b [16]byte
 	copy(b[:], sum[:16])
 	return formatUUID(b, 5)

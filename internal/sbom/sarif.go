@@ -1,7 +1,6 @@
 package sbom
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"strconv"
@@ -95,8 +94,5 @@ func sarifLevel(s Severity) string {
 // findingGUID is a stable id for a finding: the same vulnerability of the
 // same store path always gets the same one.
 func findingGUID(f Finding) string {
-	sum := sha256.Sum256([]byte(f.ID + "\x00" + f.StorePath))
-	var b [16]byte
-	copy(b[:], sum[:16])
-	return formatUUID(b, 5)
+	return nameUUID([]byte(f.ID + "\x00" + f.StorePath))
 }

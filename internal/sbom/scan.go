@@ -133,7 +133,7 @@ func (f *Finding) merge(a *Advisory) {
 func patchedBy(c *Component, f Finding) string {
 	ids := append([]string{f.ID}, f.Aliases...)
 	for _, p := range c.Patches {
-		for _, m := range cveID.FindAllString(patchName(p), -1) {
+		for _, m := range patchCVEs(p) {
 			if slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
 				return "patched by " + patchName(p)
 			}

@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -79,7 +80,7 @@ func SPDX(d *Document) *spdx.Document {
 		}
 	}
 	doc.Relationships = append(describes, doc.Relationships...)
-	for _, l := range slices.Sorted(mapKeys(refs)) {
+	for _, l := range slices.Sorted(maps.Keys(refs)) {
 		doc.OtherLicenses = append(doc.OtherLicenses, &spdx.OtherLicense{
 			LicenseIdentifier: l,
 			ExtractedText:     noAssertion,
@@ -129,7 +130,9 @@ func spdxPackage(c *Component) *spdx.Package {
 	return p
 }
 
-var notSPDXIDChar = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+// notIDChar matches what SPDX element ids and LicenseRef- ids do not
+// allow.
+var notIDChar = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 
 // SPDXID is the SPDX element id of a store path ("SPDXRef-" and the
 // path's base name, with characters SPDX ids do not allow made '-').
@@ -137,14 +140,4 @@ func SPDXID(storePath string) common.ElementID {
 	return common.ElementID(spdxIDPart(nix.BaseName(storePath)))
 }
 
-func spdxIDPart(s string) string { return notSPDXIDChar.ReplaceAllString(s, "-") }
-
-func mapKeys[V any](m map[string]V) func(yield func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
+func spdxIDPart(s string) string { return notIDChar.ReplaceAllString(s, "-") }
