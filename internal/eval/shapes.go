@@ -3,7 +3,6 @@ package eval
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -82,12 +81,9 @@ func (c *collector) collect(v any, where string) error {
 		if err != nil {
 			return &ObjectError{Source: c.source, Where: where, Err: err}
 		}
-		sub := &collector{source: x}
-		if err := sub.collect(normalizeNumbers(expandNamedLists(docs)), ""); err != nil {
-			return err
-		}
-		c.objects = append(c.objects, sub.objects...)
-		return nil
+		objs, err := toObjects(docs, x)
+		c.objects = append(c.objects, objs...)
+		return err
 	case map[string]any:
 		return c.collectMap(x, where)
 	}
@@ -108,17 +104,17 @@ func (c *collector) collectMap(m map[string]any, where string) error {
 
 // collectNested reads the namespace.Kind.name shape.
 func (c *collector) collectNested(m map[string]any, where string) error {
-	for _, ns := range sortedMapKeys(m) {
+	for _, ns := range sortedKeys(m) {
 		kinds, ok := m[ns].(map[string]any)
 		if !ok {
 			return &ObjectError{Source: c.source, Where: join(where, ns), Err: fmt.Errorf("want an object with kind and apiVersion, or namespace.Kind.name attributes; found %T", m[ns])}
 		}
-		for _, kind := range sortedMapKeys(kinds) {
+		for _, kind := range sortedKeys(kinds) {
 			names, ok := kinds[kind].(map[string]any)
 			if !ok {
 				return &ObjectError{Source: c.source, Where: join(where, ns, kind), Err: fmt.Errorf("want name = { ... } attributes, found %T", kinds[kind])}
 			}
-			for _, name := range sortedMapKeys(names) {
+			for _, name := range sortedKeys(names) {
 				at := join(where, ns, kind, name)
 				obj, ok := names[name].(map[string]any)
 				if !ok {
@@ -198,7 +194,7 @@ func expandNamedLists(v any) any {
 	case map[string]any:
 		if marked, _ := x["_namedlist"].(bool); marked {
 			var list []any
-			for _, k := range sortedMapKeys(x) {
+			for _, k := range sortedKeys(x) {
 				if k == "_namedlist" {
 					continue
 				}
@@ -220,15 +216,6 @@ func expandNamedLists(v any) any {
 		return out
 	}
 	return v
-}
-
-func sortedMapKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func join(parts ...string) string {
