@@ -95,16 +95,36 @@ func (b *Builder) SystemOrDefault() string {
 // assembling it the first time. Concurrent calls for one path share the
 // work.
 func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error) {
-	if a, ok := b.artifacts.Load(storePath); ok {
-		return a.(*Artifact), nil
-	}
-	v, err, _ := b.flights.Do("artifact\x00"+storePath, func() (any, error) {
-		a, err := b.build(ctx, storePath)
+	return b.remember(storePath, func() (*Artifact, error) { return b.build(ctx, storePath) })
+}
+
+// BuildPackages returns the image of packages together, in this order (as
+// a package's image is made: DefaultConfig), assembling it the first time,
+// as Build does.
+func (b *Builder) BuildPackages(ctx context.Context, roots []string) (*Artifact, error) {
+	return b.remember("packages\x00"+strings.Join(roots, "\x00"), func() (*Artifact, error) {
+		img, err := b.packageImage(ctx, roots)
 		if err != nil {
 			return nil, err
 		}
+		return &Artifact{Image: img}, nil
+	})
+}
+
+// remember returns the artifact remembered under key, or makes it with
+// build, once for concurrent callers, and remembers it.
+func (b *Builder) remember(key string, build func() (*Artifact, error)) (*Artifact, error) {
+	if a, ok := b.artifacts.Load(key); ok {
+		return a.(*Artifact), nil
+	}
+	v, err, _ := b.flights.Do("artifact\x00"+key, func() (any, error) {
+		a, err := build()
+		if err != nil {
+			return nil, err
+		}
+		a.key = key
 		b.stats.artifacts.Add(1)
-		b.artifacts.Store(storePath, a)
+		b.artifacts.Store(key, a)
 		return a, nil
 	})
 	if err != nil {
@@ -113,9 +133,19 @@ func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error
 	return v.(*Artifact), nil
 }
 
-// Forget drops what Build remembers about a store path, so the next Build
-// re-checks its blobs (after the cache evicted some).
-func (b *Builder) Forget(storePath string) { b.artifacts.Delete(storePath) }
+// Forget drops an artifact Build or BuildPackages remembers, so the next
+// call re-checks its blobs (after the cache evicted some).
+func (b *Builder) Forget(a *Artifact) { b.artifacts.Delete(a.key) }
+
+// packageImage is the image of packages: their closure, with the default
+// configuration.
+func (b *Builder) packageImage(ctx context.Context, roots []string) (*Image, error) {
+	cfg, err := DefaultConfig(ctx, b.Store, roots)
+	if err != nil {
+		return nil, err
+	}
+	return b.BuildRoots(ctx, roots, cfg, b.SystemOrDefault())
+}
 
 func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error) {
 	if _, err := nix.ParseStorePath(storePath); err != nil {
@@ -136,11 +166,7 @@ func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error
 	case kindArchive:
 		return b.fromArchive(ctx, storePath)
 	}
-	cfg, err := DefaultConfig(ctx, b.Store, []string{storePath})
-	if err != nil {
-		return nil, err
-	}
-	a.Image, err = b.BuildRoots(ctx, []string{storePath}, cfg, b.SystemOrDefault())
+	a.Image, err = b.packageImage(ctx, []string{storePath})
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 	f, size, err := cache.Open(d)
 	if errors.Is(err, image.ErrBlobNotCached) {
 		// Evicted since the artifact was built: build it again.
-		reg.opts.Builder.Forget(a.StorePath)
+		reg.opts.Builder.Forget(a)
 		if _, err := reg.resolve(r.Context(), name); err != nil {
 			return err
 		}

@@ -171,16 +171,11 @@ func (reg *Registry) resolvePackages(ctx context.Context, name repoName) (*image
 	if err != nil {
 		return nil, err
 	}
-	b := reg.opts.Builder
-	cfg, err := image.DefaultConfig(ctx, b.Store, roots)
+	a, err := reg.opts.Builder.BuildPackages(ctx, roots)
 	if err != nil {
 		return nil, buildError(name, err)
 	}
-	img, err := b.BuildRoots(ctx, roots, cfg, b.SystemOrDefault())
-	if err != nil {
-		return nil, buildError(name, err)
-	}
-	return &image.Artifact{Image: img}, nil
+	return a, nil
 }
 
 func (reg *Registry) packageRoots(ctx context.Context, name repoName) ([]string, error) {

@@ -316,6 +316,13 @@ func TestPackages(t *testing.T) {
 	if d1 != d2 {
 		t.Errorf("pkgs/hello/busybox is %s, pkgs/busybox/hello/busybox %s", d1, d2)
 	}
+	// Pulling it whole (manifest, config, every layer) assembles it once.
+	if err := validate.Image(again); err != nil {
+		t.Error(err)
+	}
+	if n := reg.builder.Stats().Artifacts; n != 1 {
+		t.Errorf("the packages' image was assembled %d times, want once", n)
+	}
 	status, _, body := reg.get(t, "GET", "/v2/pkgs/hello/no-such-package/manifests/latest", nil)
 	if status != 404 || !strings.Contains(string(body), "no-such-package") {
 		t.Errorf("unknown package: %d %s", status, body)
