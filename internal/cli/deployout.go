@@ -32,22 +32,13 @@ func writeChangeSet(w io.Writer, format outputFormat, cs *deploy.ChangeSet) erro
 	return tw.Flush()
 }
 
-// summary is the one line after a table: counts by action.
+// summary is the one line after a table: the inventory, then counts by
+// action.
 func summary(cs *deploy.ChangeSet) string {
-	var parts []string
-	for _, a := range []deploy.Action{deploy.Created, deploy.Configured, deploy.Unchanged, deploy.Pruned, deploy.Kept, deploy.Failed} {
-		if n := cs.Count(a); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, a))
-		}
+	if cs.Inventory == "" {
+		return cs.Summary()
 	}
-	if len(parts) == 0 {
-		parts = []string{"nothing to do"}
-	}
-	s := strings.Join(parts, ", ")
-	if cs.Inventory != "" {
-		s = cs.Inventory + ": " + s
-	}
-	return s
+	return cs.Inventory + ": " + cs.Summary()
 }
 
 func oneLine(s string) string {

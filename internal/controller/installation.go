@@ -169,7 +169,7 @@ func (r *InstallationReconciler) applied(ctx context.Context, inst *v1alpha1.Ins
 	now := metav1.Now()
 	st.BuildingBlock, st.StorePath, st.Inventory = block.Name, block.Spec.Manifests, inv.Namespace+"/"+inv.Name
 	st.Objects, st.Pruned, st.LastApplied, st.ObservedGeneration = objects, cs.Count(deploy.Pruned), &now, inst.Generation
-	msg := fmt.Sprintf("%s: %d objects (%s)", block.Name, objects, changeSummary(cs))
+	msg := fmt.Sprintf("%s: %d objects (%s)", block.Name, objects, cs.Summary())
 	was := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: msg, ObservedGeneration: inst.Generation})
 	if changed > 0 || was == nil || was.Status != metav1.ConditionTrue {
@@ -179,19 +179,6 @@ func (r *InstallationReconciler) applied(ctx context.Context, inst *v1alpha1.Ins
 		return err
 	}
 	return r.Client.Status().Update(ctx, inst)
-}
-
-func changeSummary(cs *deploy.ChangeSet) string {
-	s := ""
-	for _, a := range []deploy.Action{deploy.Created, deploy.Configured, deploy.Unchanged, deploy.Pruned, deploy.Kept} {
-		if n := cs.Count(a); n > 0 {
-			if s != "" {
-				s += ", "
-			}
-			s += fmt.Sprintf("%d %s", n, a)
-		}
-	}
-	return s
 }
 
 // notReady records a failure in the Ready condition (and an event when it

@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -63,4 +65,19 @@ func (cs *ChangeSet) Count(a Action) int {
 		}
 	}
 	return n
+}
+
+// Summary counts the changes by action, in the order they happen
+// ("2 created, 1 unchanged, 1 pruned"), or says "nothing to do".
+func (cs *ChangeSet) Summary() string {
+	var parts []string
+	for _, a := range []Action{Created, Configured, Unchanged, Pruned, Kept, Failed} {
+		if n := cs.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to do"
+	}
+	return strings.Join(parts, ", ")
 }
