@@ -84,23 +84,6 @@ func waitNixImage(t *testing.T, cl client.Client, ns, name string, phase v1alpha
 	return &img
 }
 
-// waitState polls cond until it holds, failing with the last state it
-// reported after the timeout.
-func waitState(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last: %s)", timeout, what, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // kix apply -f deploy installs kix in the harness cluster: CRDs, RBAC and a
 // Deployment running kix controller and kix registry with the node's Nix
 // store. A NixImage is built in the pod and served by its registry; the

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -232,19 +231,5 @@ func importScratch(t *testing.T, c *cluster.Cluster) {
 	}
 	if err := c.ImportImage(t.Context(), scratchImage, img); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	// Not t.Context(): cleanups wait too, after it is cancelled.
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !ok() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"net/http"
 
@@ -21,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kix-project/kix/internal/nix"
-	"github.com/kix-project/kix/test/cluster"
 	"github.com/kix-project/kix/test/fixture"
 	"github.com/kix-project/kix/test/testenv"
 )
@@ -116,29 +114,6 @@ func TestPodPullsFromNixInternal(t *testing.T) {
 	logs, err := pods.GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(t.Context())
 	if err != nil || string(logs) != "Hello, world!\n" {
 		t.Fatalf("logs %q, %v", logs, err)
-	}
-}
-
-func waitForPod(t *testing.T, c *cluster.Cluster, ns, name string, want corev1.PodPhase) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		pod, err := c.Client().CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pod.Status.Phase == want {
-			return
-		}
-		if pod.Status.Phase == corev1.PodFailed || time.Now().After(deadline) {
-			events, _ := c.Client().CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{})
-			var msgs []string
-			for _, e := range events.Items {
-				msgs = append(msgs, e.Reason+": "+e.Message)
-			}
-			t.Fatalf("pod %s/%s is %s, want %s\nevents:\n%s", ns, name, pod.Status.Phase, want, strings.Join(msgs, "\n"))
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
