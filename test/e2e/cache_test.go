@@ -9,6 +9,7 @@ import (
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
+	"github.com/kix-project/kix/test/testenv"
 )
 
 // The kix binary end to end with Nix: keys from `kix cache keygen`, a CI
@@ -16,6 +17,9 @@ import (
 // netrc file, and a fresh Nix store copying it back from `kix cache --dir`
 // and from `kix cache --store`, trusting only kix's public key.
 func TestCacheWithNix(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "root, which chroot needs")
+	}
 	hello := fixture.Build(t, "hello")
 	keys := t.TempDir()
 	public := strings.TrimSpace(runKix(t, "cache", "keygen", "kix-e2e-1", "--out-dir", keys))

@@ -27,6 +27,9 @@ import (
 // skopeo copies the image into an OCI layout, umoci unpacks it, and hello
 // runs in a chroot of the rootfs: the image is exactly a working closure.
 func TestSkopeoUmociChroot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "root, which chroot needs")
+	}
 	skopeo := testenv.LookPath(t, "skopeo")
 	umoci := testenv.LookPath(t, "umoci")
 	hello := fixture.Build(t, "hello")
