@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kix-project/kix/test/testenv"
 )
 
 // A re-executed test binary with helperEnv set runs runHelper instead of the
@@ -76,6 +78,16 @@ func runPausePod(ctx context.Context, c *Cluster) error {
 	}
 }
 
+// needNodeBinaries skips the test, or fails it under CI, when a cluster with
+// a node lacks a program here, without starting or asking for the shared
+// cluster (these tests start their own).
+func needNodeBinaries(t *testing.T) {
+	t.Helper()
+	if _, err := resolveBinaries(Options{Node: true}); err != nil {
+		testenv.Missing(t, err.Error())
+	}
+}
+
 // tempClusterDir makes a harness folder where stale sweeps look for them,
 // and sweeps it when the test ends in case the test itself failed midway.
 func tempClusterDir(t *testing.T) string {
@@ -102,9 +114,7 @@ func readBridge(dir string) string {
 }
 
 func TestCancelledStartLeavesNothing(t *testing.T) {
-	if _, err := resolveBinaries(Options{Node: true}); err != nil {
-		kube.Get(t) // skips, or fails under CI, with the same message
-	}
+	needNodeBinaries(t)
 	dir := tempClusterDir(t)
 	ctx, cancel := context.WithCancel(startCtx(t))
 	var bridge string
@@ -126,9 +136,7 @@ func TestCancelledStartLeavesNothing(t *testing.T) {
 // When the process that started a cluster dies (a panicking test, Ctrl-C),
 // its supervisor tears everything down by itself.
 func TestTeardownWhenOwnerDies(t *testing.T) {
-	if _, err := resolveBinaries(Options{Node: true}); err != nil {
-		kube.Get(t)
-	}
+	needNodeBinaries(t)
 	for _, mode := range []string{"panic", "interrupt"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := tempClusterDir(t)
@@ -179,9 +187,7 @@ func TestTeardownWhenOwnerDies(t *testing.T) {
 // A supervisor killed outright cannot clean up; its components die with it
 // (parent-death signal) and the next harness start sweeps the rest.
 func TestKilledSupervisorIsSweptByNextStart(t *testing.T) {
-	if _, err := resolveBinaries(Options{Node: true}); err != nil {
-		kube.Get(t)
-	}
+	needNodeBinaries(t)
 	dir := tempClusterDir(t)
 	c, err := startIn(startCtx(t), dir, Options{Node: true})
 	if err != nil {
