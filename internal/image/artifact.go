@@ -57,8 +57,6 @@ type Artifact struct {
 	StorePath string
 	Image     *Image
 	Index     *Index
-
-	key string // what the Builder remembers it under
 }
 
 // Manifest returns the top-level manifest in the flavour the client

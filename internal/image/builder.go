@@ -92,8 +92,8 @@ func (b *Builder) SystemOrDefault() string {
 }
 
 // Build returns the artifact a store path serves (see the package doc),
-// assembling it the first time. Concurrent calls for one path share the
-// work.
+// assembling it the first time, and again if the cache has since evicted
+// any of its blobs. Concurrent calls for one path share the work.
 func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error) {
 	return b.remember(storePath, func() (*Artifact, error) { return b.build(ctx, storePath) })
 }
@@ -112,17 +112,17 @@ func (b *Builder) BuildPackages(ctx context.Context, roots []string) (*Artifact,
 }
 
 // remember returns the artifact remembered under key, or makes it with
-// build, once for concurrent callers, and remembers it.
+// build, once for concurrent callers, and remembers it. An artifact whose
+// blobs are no longer all cached is made again.
 func (b *Builder) remember(key string, build func() (*Artifact, error)) (*Artifact, error) {
-	if a, ok := b.artifacts.Load(key); ok {
-		return a.(*Artifact), nil
+	if a, ok := b.remembered(key); ok {
+		return a, nil
 	}
 	v, err, _ := b.flights.Do("artifact\x00"+key, func() (any, error) {
 		a, err := build()
 		if err != nil {
 			return nil, err
 		}
-		a.key = key
 		b.stats.artifacts.Add(1)
 		b.artifacts.Store(key, a)
 		return a, nil
@@ -133,9 +133,21 @@ func (b *Builder) remember(key string, build func() (*Artifact, error)) (*Artifa
 	return v.(*Artifact), nil
 }
 
-// Forget drops an artifact Build or BuildPackages remembers, so the next
-// call re-checks its blobs (after the cache evicted some).
-func (b *Builder) Forget(a *Artifact) { b.artifacts.Delete(a.key) }
+// remembered returns the artifact remembered under key if the cache still
+// holds every blob it names.
+func (b *Builder) remembered(key string) (*Artifact, bool) {
+	v, ok := b.artifacts.Load(key)
+	if !ok {
+		return nil, false
+	}
+	a := v.(*Artifact)
+	for _, d := range a.Blobs() {
+		if _, ok := b.Cache.Stat(d); !ok {
+			return nil, false
+		}
+	}
+	return a, true
+}
 
 // packageImage is the image of packages: their closure, with the default
 // configuration.

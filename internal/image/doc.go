@@ -66,5 +66,7 @@
 // bounded in size, evicting the least recently used. A layer's cache key is
 // its store paths with their NAR hashes and the compression, so a layer is
 // built once however many images and requests need it; concurrent requests
-// for the same layer wait for the one build.
+// for the same layer wait for the one build. A Builder remembers the
+// artifacts it assembled, and assembles one again when the cache has
+// evicted any of its blobs, rebuilding only the layers that are gone.
 package image

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -310,6 +311,38 @@ func TestConcurrentBuildsShareWork(t *testing.T) {
 	if reads := store.Total() - before; reads != 2 {
 		t.Errorf("a rebuild from a warm cache read store files %d times, want 2 (classify and bin/)", reads)
 	}
+}
+
+// An artifact whose layer the cache evicted is assembled again, with only
+// that layer rebuilt.
+func TestBuildAfterEviction(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	b := newBuilder(t, nix.NewLocalStore())
+	a := build(t, b, hello)
+	if again := build(t, b, hello); again != a {
+		t.Error("a second Build assembled the artifact again with every blob cached")
+	}
+	evicted := a.Image.Layers[0].Digest
+	b.Cache.forget(evicted) // as evictLocked does
+	if err := os.Remove(b.Cache.path(evicted)); err != nil {
+		t.Fatal(err)
+	}
+	before := b.Stats()
+	again := build(t, b, hello)
+	if again.Image.OCI.Digest != a.Image.OCI.Digest {
+		t.Errorf("rebuilt image is %s, was %s", again.Image.OCI.Digest, a.Image.OCI.Digest)
+	}
+	if _, ok := b.Cache.Stat(evicted); !ok {
+		t.Errorf("layer %s is still not cached after Build", evicted)
+	}
+	after := b.Stats()
+	if got := after.Artifacts - before.Artifacts; got != 1 {
+		t.Errorf("%d artifacts assembled, want 1", got)
+	}
+	if got := after.LayersBuilt - before.LayersBuilt; got != 1 {
+		t.Errorf("%d layers built, want only the evicted one", got)
+	}
+	validateArtifact(t, b, again)
 }
 
 func TestNotFound(t *testing.T) {

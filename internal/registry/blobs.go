@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kix-project/kix/internal/image"
 )
 
 // serveBlob serves a config or layer of the repository's artifact, or one
@@ -46,16 +43,7 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 			return errorf(http.StatusNotFound, codeBlobUnknown, "%s has no blob %s", name.raw, d)
 		}
 	}
-	cache := reg.opts.Builder.Cache
-	f, size, err := cache.Open(d)
-	if errors.Is(err, image.ErrBlobNotCached) {
-		// Evicted since the artifact was built: build it again.
-		reg.opts.Builder.Forget(a)
-		if _, err := reg.resolve(r.Context(), name); err != nil {
-			return err
-		}
-		f, size, err = cache.Open(d)
-	}
+	f, size, err := reg.opts.Builder.Cache.Open(d)
 	if err != nil {
 		return err
 	}
