@@ -29,17 +29,15 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 	}
 	if !slices.Contains(a.Blobs(), d) {
 		// The image's SBOM referrer (referrers.go): its manifest, or a blob.
-		if m, ok, err := reg.referrerManifest(a, d); err != nil {
-			return err
-		} else if ok {
-			writeManifest(w, r, m)
-			return nil
-		}
-		referred, err := reg.isReferrerBlob(a, d)
+		refs, err := reg.referrersOf(a)
 		if err != nil {
 			return err
 		}
-		if !referred {
+		if m, ok := referrerManifest(refs, d); ok {
+			writeManifest(w, r, m)
+			return nil
+		}
+		if !isReferrerBlob(refs, d) {
 			return errorf(http.StatusNotFound, codeBlobUnknown, "%s has no blob %s", name.raw, d)
 		}
 	}

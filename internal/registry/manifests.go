@@ -32,9 +32,11 @@ func (reg *Registry) serveManifest(w http.ResponseWriter, r *http.Request, name 
 	if byDigest != nil {
 		var ok bool
 		if m, ok = a.ManifestByDigest(*byDigest); !ok {
-			if m, ok, err = reg.referrerManifest(a, *byDigest); err != nil {
+			refs, err := reg.referrersOf(a)
+			if err != nil {
 				return errorf(http.StatusInternalServerError, codeUnknown, "%s: %v", name.raw, err)
 			}
+			m, ok = referrerManifest(refs, *byDigest)
 		}
 		if !ok {
 			return errorf(http.StatusNotFound, codeManifestUnknown, "%s has no manifest %s", name.raw, byDigest)

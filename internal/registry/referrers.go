@@ -171,31 +171,22 @@ func (reg *Registry) serveReferrers(w http.ResponseWriter, r *http.Request, name
 	return writeJSON(w, r, string(types.OCIImageIndex), string(body))
 }
 
-// referrerManifest finds a referrer's manifest of the artifact by digest.
-func (reg *Registry) referrerManifest(a *image.Artifact, d v1.Hash) (image.Manifest, bool, error) {
-	refs, err := reg.referrersOf(a)
-	if err != nil {
-		return image.Manifest{}, false, err
-	}
+// referrerManifest finds a referrer's manifest by digest.
+func referrerManifest(refs []*referrer, d v1.Hash) (image.Manifest, bool) {
 	for _, r := range refs {
 		if r.manifest.Digest == d {
-			return r.manifest, true, nil
+			return r.manifest, true
 		}
 	}
-	return image.Manifest{}, false, nil
+	return image.Manifest{}, false
 }
 
-// isReferrerBlob reports whether d is the SBOM or config of one of the
-// artifact's referrers, making sure the cache holds it.
-func (reg *Registry) isReferrerBlob(a *image.Artifact, d v1.Hash) (bool, error) {
-	refs, err := reg.referrersOf(a)
-	if err != nil {
-		return false, err
-	}
+// isReferrerBlob reports whether d is the SBOM or config of a referrer.
+func isReferrerBlob(refs []*referrer, d v1.Hash) bool {
 	for _, r := range refs {
 		if slices.Contains(r.blobs, d) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
