@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/spf13/pflag"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -164,21 +163,16 @@ func imageStorePath(ctx context.Context, store nix.Store, ref string) (string, e
 	if colon := strings.LastIndex(repo, ":"); colon >= 0 {
 		repo = repo[:colon]
 	}
-	if strings.HasPrefix(repo, registry.PackagesPrefix+"/") {
+	p, err := registry.StorePath(ctx, store, repo)
+	switch {
+	case errors.Is(err, registry.ErrPackagesName):
 		return "", usageErrorf("%s names packages of a registry's package set; describe them with -f FILE -A ATTR", ref)
+	case errors.Is(err, registry.ErrInvalidName):
+		return "", fmt.Errorf("%s is not an image reference served by kix (want REGISTRY/<hash>-<name>): %w", ref, err)
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", ref, err)
 	}
-	hash, _, hasName := strings.Cut(repo, "-")
-	if strings.Contains(repo, "/") || len(hash) != nix.HashLen || nixbase32.ValidateString(hash) != nil {
-		return "", fmt.Errorf("%s is not an image reference served by kix (want REGISTRY/<hash>-<name>)", ref)
-	}
-	if hasName {
-		return nix.ParseStorePath(repo)
-	}
-	q, ok := store.(nix.HashQuerier)
-	if !ok {
-		return "", fmt.Errorf("%s: %s cannot look up a store path by hash alone", ref, store)
-	}
-	return q.PathFromHash(ctx, hash)
+	return p, nil
 }
 
 func runtimeDoc(ctx context.Context, store nix.Store, root string) (*sbom.Document, error) {

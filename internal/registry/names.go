@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -154,4 +156,42 @@ func Repository(storePath string) string {
 		return base
 	}
 	return nix.HashPart(storePath)
+}
+
+// Errors StorePath wraps, for errors.Is.
+var (
+	// ErrInvalidName: the name is not one kix serves.
+	ErrInvalidName = errors.New("invalid repository name")
+	// ErrPackagesName: a pkgs/ name, which lists packages of a package set
+	// instead of naming a store path.
+	ErrPackagesName = errors.New("repository names packages of a package set, not a store path")
+)
+
+// errNoHashLookup: the store cannot find a store path by its hash.
+var errNoHashLookup = errors.New("cannot look up a store path by hash alone; use <hash>-<name>")
+
+// StorePath returns the store path a repository serves, the reverse of
+// Repository: "<hash>-<name>" names it outright; "<hash>" alone is looked
+// up in store, which must be a nix.HashQuerier.
+func StorePath(ctx context.Context, store nix.Store, repository string) (string, error) {
+	name, err := parseName(repository)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	return name.storePath(ctx, store)
+}
+
+// storePath returns the store path a repository serves (see StorePath).
+func (n repoName) storePath(ctx context.Context, store nix.Store) (string, error) {
+	if n.packages != nil {
+		return "", fmt.Errorf("%s: %w", n.raw, ErrPackagesName)
+	}
+	if n.basename != "" {
+		return nix.StoreDir + "/" + n.basename, nil
+	}
+	q, ok := store.(nix.HashQuerier)
+	if !ok {
+		return "", fmt.Errorf("%s: %s %w", n.raw, store, errNoHashLookup)
+	}
+	return q.PathFromHash(ctx, n.hash)
 }

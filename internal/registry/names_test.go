@@ -1,10 +1,14 @@
 package registry
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kix-project/kix/internal/nix"
 )
 
 const helloBase = "y2zsg6rkmgjs0pqm8l06pr8kfdws6996-hello-2.12.1"
@@ -71,6 +75,45 @@ func TestRepository(t *testing.T) {
 	} {
 		if got := Repository(tt.path); got != tt.want {
 			t.Errorf("Repository(%s) = %s, want %s", tt.path, got, tt.want)
+		}
+	}
+}
+
+// fakeStore is a store that holds nothing; hashStore finds hello by hash.
+type fakeStore struct{ nix.Store }
+
+func (fakeStore) String() string { return "the test store" }
+
+type hashStore struct{ fakeStore }
+
+func (hashStore) PathFromHash(_ context.Context, hash string) (string, error) {
+	if hash == helloBase[:32] {
+		return nix.StoreDir + "/" + helloBase, nil
+	}
+	return "", &nix.NotFoundError{Path: hash, Store: "the test store"}
+}
+
+func TestStorePath(t *testing.T) {
+	hello := nix.StoreDir + "/" + helloBase
+	missing := "00000000000000000000000000000000"
+	for _, tt := range []struct {
+		repo    string
+		store   nix.Store
+		want    string
+		wantErr error
+	}{
+		{helloBase, fakeStore{}, hello, nil},
+		{helloBase[:32], hashStore{}, hello, nil},
+		{helloBase[:32], fakeStore{}, "", errNoHashLookup},
+		{missing, hashStore{}, "", nix.ErrNotFound},
+		{"pkgs/hello", hashStore{}, "", ErrPackagesName},
+		{"pkgs", hashStore{}, "", ErrInvalidName},
+		{"Y2zsg6rkmgjs0pqm8l06pr8kfdws6996-hello", hashStore{}, "", ErrInvalidName},
+		{helloBase + "/extra", hashStore{}, "", ErrInvalidName},
+	} {
+		got, err := StorePath(context.Background(), tt.store, tt.repo)
+		if got != tt.want || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			t.Errorf("StorePath(%s, %q) = %q, %v; want %q, %v", tt.store, tt.repo, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -149,14 +149,10 @@ func (reg *Registry) resolve(ctx context.Context, name repoName) (*image.Artifac
 }
 
 func (reg *Registry) storePath(ctx context.Context, name repoName) (string, error) {
-	if name.basename != "" {
-		return nix.StoreDir + "/" + name.basename, nil
+	p, err := name.storePath(ctx, reg.opts.Builder.Store)
+	if errors.Is(err, errNoHashLookup) {
+		return "", errorf(http.StatusNotFound, codeNameUnknown, "%v", err)
 	}
-	q, ok := reg.opts.Builder.Store.(nix.HashQuerier)
-	if !ok {
-		return "", errorf(http.StatusNotFound, codeNameUnknown, "this registry's store cannot look up %s by hash alone; use <hash>-<name>", name.raw)
-	}
-	p, err := q.PathFromHash(ctx, name.hash)
 	if err != nil {
 		return "", buildError(name, err)
 	}
