@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -160,26 +159,16 @@ func (b *Builder) recompress(sl v1.Layer, c Compression) (Layer, error) {
 		return Layer{}, err
 	}
 	defer rc.Close()
-	diffHash := sha256.New()
-	digest, size, err := b.Cache.Write(func(w io.Writer) error {
-		zw, err := c.compressor(w)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(io.MultiWriter(zw, diffHash), rc); err != nil {
-			zw.Close()
-			return err
-		}
-		return zw.Close()
+	l, err := storeLayer(b.Cache, c, func(w io.Writer) error {
+		_, err := io.Copy(w, rc)
+		return err
 	})
 	if err != nil {
 		return Layer{}, err
 	}
-	if got := hashOf(diffHash); got != want {
-		return Layer{}, fmt.Errorf("content is %s, the config says %s", got, want)
+	if l.DiffID != want {
+		return Layer{}, fmt.Errorf("content is %s, the config says %s", l.DiffID, want)
 	}
-	l := Layer{Digest: digest, DiffID: want, Size: size, MediaType: c.ociLayerType()}
-	l.DockerMediaType, _ = c.dockerLayerType()
 	return l, nil
 }
 

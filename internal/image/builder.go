@@ -336,32 +336,13 @@ func (b *Builder) rememberLayer(key string, l Layer) error {
 	return os.Rename(tmp, b.layerIndexPath(key))
 }
 
-// writeLayer builds a layer's tar stream, hashing it (the diff ID) on its
-// way to the compressor and the cache.
+// writeLayer builds a layer's tar stream and stores it, compressed.
 func (b *Builder) writeLayer(ctx context.Context, group []*nix.PathInfo) (Layer, error) {
 	paths := make([]string, len(group))
 	for i, p := range group {
 		paths[i] = p.Path
 	}
-	c := b.compression()
-	diffHash := sha256.New()
-	digest, size, err := b.Cache.Write(func(w io.Writer) error {
-		zw, err := c.compressor(w)
-		if err != nil {
-			return err
-		}
-		if err := writeLayerTar(ctx, io.MultiWriter(zw, diffHash), b.Store, paths); err != nil {
-			zw.Close()
-			return err
-		}
-		return zw.Close()
+	return storeLayer(b.Cache, b.compression(), func(w io.Writer) error {
+		return writeLayerTar(ctx, w, b.Store, paths)
 	})
-	if err != nil {
-		return Layer{}, err
-	}
-	l := Layer{Digest: digest, DiffID: hashOf(diffHash), Size: size, MediaType: c.ociLayerType()}
-	if dt, ok := c.dockerLayerType(); ok {
-		l.DockerMediaType = dt
-	}
-	return l, nil
 }

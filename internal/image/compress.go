@@ -1,6 +1,7 @@
 package image
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 
@@ -77,6 +78,29 @@ func (c Compression) compressor(w io.Writer) (io.WriteCloser, error) {
 		return nopWriteCloser{w}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
+}
+
+// storeLayer stores the tar stream write writes as a layer compressed with
+// c, hashing the stream on its way to the compressor: the diff ID.
+func storeLayer(cache *BlobCache, c Compression, write func(w io.Writer) error) (Layer, error) {
+	diffHash := sha256.New()
+	digest, size, err := cache.Write(func(w io.Writer) error {
+		zw, err := c.compressor(w)
+		if err != nil {
+			return err
+		}
+		if err := write(io.MultiWriter(zw, diffHash)); err != nil {
+			zw.Close()
+			return err
+		}
+		return zw.Close()
+	})
+	if err != nil {
+		return Layer{}, err
+	}
+	l := Layer{Digest: digest, DiffID: hashOf(diffHash), Size: size, MediaType: c.ociLayerType()}
+	l.DockerMediaType, _ = c.dockerLayerType()
+	return l, nil
 }
 
 type nopWriteCloser struct{ io.Writer }
