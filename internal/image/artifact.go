@@ -149,13 +149,13 @@ func writeManifests(cache *BlobCache, img *Image) error {
 		}
 		docker.Layers = append(docker.Layers, v1.Descriptor{MediaType: l.DockerMediaType, Size: l.Size, Digest: l.Digest})
 	}
-	m, err := storeJSON(cache, types.OCIManifestSchema1, oci)
+	m, err := cache.PutManifest(types.OCIManifestSchema1, oci)
 	if err != nil {
 		return err
 	}
 	img.OCI = m
 	if dockerOK {
-		m, err := storeJSON(cache, types.DockerManifestSchema2, docker)
+		m, err := cache.PutManifest(types.DockerManifestSchema2, docker)
 		if err != nil {
 			return err
 		}
@@ -185,11 +185,11 @@ func newIndex(cache *BlobCache, images []*Image) (*Index, error) {
 	}
 	idx := &Index{Images: images}
 	var err error
-	if idx.OCI, err = storeJSON(cache, types.OCIImageIndex, oci); err != nil {
+	if idx.OCI, err = cache.PutManifest(types.OCIImageIndex, oci); err != nil {
 		return nil, err
 	}
 	if dockerOK {
-		m, err := storeJSON(cache, types.DockerManifestList, docker)
+		m, err := cache.PutManifest(types.DockerManifestList, docker)
 		if err != nil {
 			return nil, err
 		}
@@ -198,12 +198,14 @@ func newIndex(cache *BlobCache, images []*Image) (*Index, error) {
 	return idx, nil
 }
 
-func storeJSON(cache *BlobCache, mt types.MediaType, v any) (Manifest, error) {
+// PutManifest serialises a manifest or index of media type mt and stores
+// it.
+func (c *BlobCache) PutManifest(mt types.MediaType, v any) (Manifest, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return Manifest{}, err
 	}
-	d, err := cache.Put(raw)
+	d, err := c.Put(raw)
 	if err != nil {
 		return Manifest{}, err
 	}

@@ -97,7 +97,7 @@ func (reg *Registry) referrer(img *image.Image, subject image.Manifest) (*referr
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(v1.Manifest{
+	m, err := cache.PutManifest(types.OCIManifestSchema1, v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  sbom.CycloneDXMediaType,
@@ -108,15 +108,7 @@ func (reg *Registry) referrer(img *image.Image, subject image.Manifest) (*referr
 	if err != nil {
 		return nil, err
 	}
-	md, err := cache.Put(raw)
-	if err != nil {
-		return nil, err
-	}
-	r := &referrer{
-		subject:  subject.Digest,
-		manifest: image.Manifest{MediaType: types.OCIManifestSchema1, Raw: raw, Digest: md},
-		blobs:    []v1.Hash{docDigest, emptyDigest},
-	}
+	r := &referrer{subject: subject.Digest, manifest: m, blobs: []v1.Hash{docDigest, emptyDigest}}
 	reg.referrers.Store(subject.Digest, r)
 	return r, nil
 }
