@@ -121,7 +121,7 @@ func describeLayer(paths []string) string {
 // each root's bin, and if a single root has exactly one program in bin/,
 // that program is the entrypoint.
 func DefaultConfig(ctx context.Context, store nix.Store, roots []string) (Config, error) {
-	cfg := Config{Env: map[string]string{"PATH": binPath(roots)}}
+	cfg := withDefaultPath(Config{}, roots)
 	if len(roots) != 1 {
 		return cfg, nil
 	}
@@ -135,13 +135,22 @@ func DefaultConfig(ctx context.Context, store nix.Store, roots []string) (Config
 	return cfg, nil
 }
 
-// binPath is a PATH holding each root's bin folder.
-func binPath(roots []string) string {
-	bins := make([]string, len(roots))
-	for i, r := range roots {
-		bins[i] = r + "/bin"
+// withDefaultPath returns cfg with a PATH holding each root's bin folder,
+// unless cfg sets PATH itself. cfg's Env is copied, not changed.
+func withDefaultPath(cfg Config, roots []string) Config {
+	env := maps.Clone(cfg.Env)
+	if env == nil {
+		env = map[string]string{}
 	}
-	return strings.Join(bins, ":")
+	if _, ok := env["PATH"]; !ok {
+		bins := make([]string, len(roots))
+		for i, r := range roots {
+			bins[i] = r + "/bin"
+		}
+		env["PATH"] = strings.Join(bins, ":")
+	}
+	cfg.Env = env
+	return cfg
 }
 
 // programsIn lists what a store path's bin/ holds: executable files and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -41,14 +40,7 @@ func BuildSpec(ctx context.Context, req PackageRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := req.Config
-	cfg.Env = maps.Clone(cfg.Env)
-	if cfg.Env == nil {
-		cfg.Env = map[string]string{}
-	}
-	if _, ok := cfg.Env["PATH"]; !ok {
-		cfg.Env["PATH"] = binPath(roots)
-	}
+	cfg := withDefaultPath(req.Config, roots)
 	if len(cfg.Entrypoint) == 0 && len(roots) == 1 {
 		def, err := DefaultConfig(ctx, nix.NewLocalStore(), roots)
 		if err != nil {

@@ -89,15 +89,7 @@ func (b *Builder) fromSpec(ctx context.Context, storePath string, s *Spec) (*Art
 	images := make([]*Image, 0, len(systems))
 	for _, system := range systems {
 		ss := s.Systems[system]
-		cfg := ss.Config
-		cfg.Env = maps.Clone(cfg.Env)
-		if _, ok := cfg.Env["PATH"]; !ok {
-			if cfg.Env == nil {
-				cfg.Env = map[string]string{}
-			}
-			cfg.Env["PATH"] = binPath(ss.Roots)
-		}
-		img, err := b.BuildRoots(ctx, ss.Roots, cfg, system)
+		img, err := b.BuildRoots(ctx, ss.Roots, withDefaultPath(ss.Config, ss.Roots), system)
 		if err != nil {
 			return nil, fmt.Errorf("image spec %s, system %s: %w", storePath, system, err)
 		}
