@@ -163,11 +163,20 @@ func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error
 	if _, err := nix.ParseStorePath(storePath); err != nil {
 		return nil, err
 	}
-	kind, content, err := b.classify(ctx, storePath)
+	// One read tells what the path is and, for a package, what bin/ holds.
+	files, err := nix.Files(ctx, b.Store, storePath)
 	if err != nil {
 		return nil, err
 	}
-	a := &Artifact{StorePath: storePath}
+	kind, content, err := classify(files, storePath)
+	var programs []string
+	if err == nil && kind == kindPackage {
+		programs, err = programsIn(files, storePath)
+	}
+	files.Close()
+	if err != nil {
+		return nil, err
+	}
 	switch kind {
 	case kindSpec:
 		spec, err := ParseSpec(content)
@@ -178,11 +187,12 @@ func (b *Builder) build(ctx context.Context, storePath string) (*Artifact, error
 	case kindArchive:
 		return b.fromArchive(ctx, storePath)
 	}
-	a.Image, err = b.packageImage(ctx, []string{storePath})
+	roots := []string{storePath}
+	img, err := b.BuildRoots(ctx, roots, defaultConfig(roots, programs), b.SystemOrDefault())
 	if err != nil {
 		return nil, err
 	}
-	return a, nil
+	return &Artifact{StorePath: storePath, Image: img}, nil
 }
 
 type pathKind int
@@ -193,15 +203,11 @@ const (
 	kindArchive
 )
 
-// classify tells a package from an image spec or an image archive. An image
-// spec is a small JSON file; an archive is a file named .tar, .tar.gz or
-// .tgz.
-func (b *Builder) classify(ctx context.Context, storePath string) (pathKind, []byte, error) {
-	files, err := nix.Files(ctx, b.Store, storePath)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer files.Close()
+// classify tells a package from an image spec or an image archive by the
+// first entry of a store path's files, and returns a spec's content. An
+// image spec is a small JSON file; an archive is a file named .tar, .tar.gz
+// or .tgz.
+func classify(files nix.FileReader, storePath string) (pathKind, []byte, error) {
 	h, err := files.Next()
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading %s: %w", storePath, err)

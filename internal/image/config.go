@@ -121,18 +121,28 @@ func describeLayer(paths []string) string {
 // each root's bin, and if a single root has exactly one program in bin/,
 // that program is the entrypoint.
 func DefaultConfig(ctx context.Context, store nix.Store, roots []string) (Config, error) {
+	var programs []string
+	if len(roots) == 1 {
+		files, err := nix.Files(ctx, store, roots[0])
+		if err != nil {
+			return Config{}, err
+		}
+		defer files.Close()
+		if programs, err = programsIn(files, roots[0]); err != nil {
+			return Config{}, err
+		}
+	}
+	return defaultConfig(roots, programs), nil
+}
+
+// defaultConfig is DefaultConfig, given the programs in bin/ of a single
+// root.
+func defaultConfig(roots, programs []string) Config {
 	cfg := withDefaultPath(Config{}, roots)
-	if len(roots) != 1 {
-		return cfg, nil
-	}
-	programs, err := programsIn(ctx, store, roots[0])
-	if err != nil {
-		return Config{}, err
-	}
-	if len(programs) == 1 {
+	if len(roots) == 1 && len(programs) == 1 {
 		cfg.Entrypoint = []string{roots[0] + "/bin/" + programs[0]}
 	}
-	return cfg, nil
+	return cfg
 }
 
 // withDefaultPath returns cfg with a PATH holding each root's bin folder,
@@ -154,13 +164,10 @@ func withDefaultPath(cfg Config, roots []string) Config {
 }
 
 // programsIn lists what a store path's bin/ holds: executable files and
-// symlinks (which in the store nearly always point at programs).
-func programsIn(ctx context.Context, store nix.Store, root string) ([]string, error) {
-	files, err := nix.Files(ctx, store, root)
-	if err != nil {
-		return nil, err
-	}
-	defer files.Close()
+// symlinks (which in the store nearly always point at programs). It reads
+// files on from wherever they are, so the path's first entry may already
+// have been read.
+func programsIn(files nix.FileReader, root string) ([]string, error) {
 	var programs []string
 	for {
 		h, err := files.Next()

@@ -361,7 +361,7 @@ func TestConcurrentColdPulls(t *testing.T) {
 	for _, p := range fixture.Closure(t, hello) {
 		want := 1
 		if p == hello {
-			want = 3 // classified, bin/ listed, layered
+			want = 2 // classified and bin/ listed, then layered
 		}
 		if got := store.Reads(p); got != want {
 			t.Errorf("%s read %d times, want %d", p, got, want)
