@@ -169,16 +169,16 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptio
 	// of it is applied. A stage of new objects is applied at once, and
 	// what it created is removed again if any object is refused.
 	if !opts.DryRun && !allNew {
-		if _, errs := m.applyItems(ctx, todo, opts.Force, true); failed(errs) {
+		if _, errs := m.applyItemsMeta(ctx, todo, opts.Force, true); failed(errs) {
 			return results, reportFailures(todo, errs, cs)
 		}
 	}
-	out, errs := m.applyItems(ctx, todo, opts.Force, opts.DryRun)
+	out, errs := m.applyItemsMeta(ctx, todo, opts.Force, opts.DryRun)
 	if failed(errs) && !opts.DryRun {
 		return results, m.rollBack(ctx, todo, out, errs, cs)
 	}
 	for i, it := range todo {
-		results[it.id] = &applied{item: it, obj: out[i]}
+		results[it.id] = &applied{item: it} // read whole if waited for
 		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
 	}
 	return results, nil
@@ -211,7 +211,7 @@ func foreignMembers(items []*item, live map[ObjectID]metav1.Object, inv *Invento
 
 // rollBack deletes the objects a stage of new objects created when others
 // of it were refused, so the stage leaves nothing behind.
-func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*unstructured.Unstructured, errs []error, cs *ChangeSet) error {
+func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*metav1.PartialObjectMetadata, errs []error, cs *ChangeSet) error {
 	var created []*item
 	for i, it := range todo {
 		if errs[i] == nil && out[i] != nil && createdByThisApply(out[i]) {
@@ -239,19 +239,39 @@ func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*unstructure
 	return errors.Join(append([]error{err}, rollbackErrs...)...)
 }
 
-// applyItems server-side applies items in parallel.
+// applyItems server-side applies items in parallel and returns the
+// objects whole, as the server answered (a diff shows them).
 func (m *Manager) applyItems(ctx context.Context, items []*item, force, dryRun bool) ([]*unstructured.Unstructured, []error) {
-	out := make([]*unstructured.Unstructured, len(items))
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: force, DryRun: dryRunAll(dryRun)}
+	return eachApplied(ctx, m.workers, items, force, func(ctx context.Context, it *item) (*unstructured.Unstructured, error) {
+		return m.resourceFor(it.obj, it.mapping).Apply(ctx, it.id.Name, it.obj, opts)
+	})
+}
+
+// applyItemsMeta server-side applies items in parallel and returns only
+// their metadata, which is all an apply reads: the server encodes, and kix
+// decodes, a fraction of each object (as protobuf where the kind has it).
+func (m *Manager) applyItemsMeta(ctx context.Context, items []*item, force, dryRun bool) ([]*metav1.PartialObjectMetadata, []error) {
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force, DryRun: dryRunAll(dryRun)}
+	return eachApplied(ctx, m.workers, items, force, func(ctx context.Context, it *item) (*metav1.PartialObjectMetadata, error) {
+		patch, err := it.obj.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		return m.metaFor(it.obj, it.mapping).Patch(ctx, it.id.Name, types.ApplyPatchType, patch, opts)
+	})
+}
+
+// eachApplied runs apply for each item with at most workers at once and
+// returns the answers and the errors, by item.
+func eachApplied[T any](ctx context.Context, workers int, items []*item, force bool, apply func(context.Context, *item) (T, error)) ([]T, []error) {
+	out := make([]T, len(items))
 	index := make(map[*item]int, len(items))
 	for i, it := range items {
 		index[it] = i
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: force}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	errs := forEach(ctx, m.workers, items, func(ctx context.Context, it *item) error {
-		o, err := m.resourceFor(it.obj, it.mapping).Apply(ctx, it.id.Name, it.obj, opts)
+	errs := forEach(ctx, workers, items, func(ctx context.Context, it *item) error {
+		o, err := apply(ctx, it)
 		if err != nil {
 			return &ObjectError{ID: it.id, Err: explainApplyError(err, force)}
 		}
@@ -259,6 +279,13 @@ func (m *Manager) applyItems(ctx context.Context, items []*item, force, dryRun b
 		return nil
 	})
 	return out, errs
+}
+
+func dryRunAll(dryRun bool) []string {
+	if dryRun {
+		return []string{metav1.DryRunAll}
+	}
+	return nil
 }
 
 func explainApplyError(err error, force bool) error {
@@ -281,7 +308,7 @@ func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
 
 // classify tells what an apply did: live is the object before (nil if kix
 // did not find it), result what the server answered.
-func classify(live metav1.Object, result *unstructured.Unstructured, dryRun bool) Action {
+func classify(live, result metav1.Object, dryRun bool) Action {
 	if live == nil {
 		if dryRun || createdByThisApply(result) {
 			return Created
@@ -296,7 +323,7 @@ func classify(live metav1.Object, result *unstructured.Unstructured, dryRun bool
 
 // createdByThisApply reports whether kix's apply is the object's only
 // write so far.
-func createdByThisApply(o *unstructured.Unstructured) bool {
+func createdByThisApply(o metav1.Object) bool {
 	entries := o.GetManagedFields()
 	for _, e := range entries {
 		if e.Manager != FieldManager && e.Subresource == "" {
@@ -374,7 +401,7 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyO
 			}
 		}
 	}
-	m.mapper.Reset()
+	m.resetMapper()
 	return nil
 }
 

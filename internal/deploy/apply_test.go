@@ -47,7 +47,7 @@ func TestApplyReportsCreatedConfiguredUnchanged(t *testing.T) {
 // A CRD and a resource of it apply in one run: the CRD first, established,
 // then the resource.
 func TestApplyCRDAndCustomResource(t *testing.T) {
-	m, _ := newManager(t)
+	m, requests := newManager(t)
 	ns := kube.Get(t).Namespace(t)
 	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
 	set := strings.ReplaceAll(`
@@ -55,6 +55,14 @@ apiVersion: example.org/v1
 kind: Widget
 metadata: {name: w}
 spec: {size: 3}
+---
+apiVersion: example.org/v1
+kind: Widget
+metadata: {name: w2}
+---
+apiVersion: example.org/v1
+kind: Widget
+metadata: {name: w3}
 ---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -78,7 +86,12 @@ spec:
 			Delete(context.Background(), "widgets."+group, metav1.DeleteOptions{})
 	})
 	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "crds", Namespace: ns}})
-	wantActions(t, cs, "CustomResourceDefinition/widgets."+group+" created", "Widget/"+ns+"/w created")
+	wantActions(t, cs, "CustomResourceDefinition/widgets."+group+" created", "Widget/"+ns+"/w created", "Widget/"+ns+"/w2 created", "Widget/"+ns+"/w3 created")
+	// Discovery is read at the start, again once for the unknown kind (not
+	// once per Widget), and once after the CRD is established.
+	if n := requests.get("discovery"); n > 3 {
+		t.Errorf("discovery read %d times, want at most 3", n)
+	}
 	w, err := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace(ns).Get(context.Background(), "w", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

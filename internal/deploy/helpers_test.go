@@ -23,7 +23,8 @@ var kube = cluster.NewShared(cluster.Options{})
 
 func TestMain(m *testing.M) { os.Exit(kube.Run(m)) }
 
-// requestCounter counts the requests a Manager makes, by method.
+// requestCounter counts the requests a Manager makes, by method, and its
+// discoveries of the API groups (under "discovery").
 type requestCounter struct {
 	mu     sync.Mutex
 	counts map[string]int
@@ -33,6 +34,9 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		c.mu.Lock()
 		c.counts[r.Method]++
+		if r.URL.Path == "/apis" {
+			c.counts["discovery"]++
+		}
 		c.mu.Unlock()
 		return rt.RoundTrip(r)
 	})

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -26,11 +27,14 @@ const DefaultWorkers = 64
 // cluster.
 type Manager struct {
 	client  dynamic.Interface
-	meta    metadata.Interface // lists of metadata only: what existence and up-to-date checks need
+	meta    metadata.Interface // metadata only: what existence and up-to-date checks and applies read
 	quiet   dynamic.Interface  // for reads whose deprecation warnings are not the user's concern
 	disco   discovery.CachedDiscoveryInterface
 	mapper  meta.ResettableRESTMapper
 	workers int
+
+	mu           sync.Mutex
+	rediscovered sets.Set[schema.GroupKind] // unknown kinds discovered again for this plan
 }
 
 // NewManager connects to a cluster. It makes at most DefaultWorkers
@@ -62,18 +66,51 @@ func NewManager(cfg *rest.Config) (*Manager, error) {
 	return &Manager{client: client, meta: metaClient, quiet: quiet, disco: cached, mapper: mapper, workers: DefaultWorkers}, nil
 }
 
-// mapping finds the resource of a kind, asking discovery again once if the
-// kind is unknown (a CRD may have just been established).
+// mapping finds the resource of a kind. A kind discovery does not know is
+// asked for again after a fresh discovery (a CRD may have just been
+// established), once per kind and plan: a set that brings a CRD and many
+// objects of it discovers the cluster once more, not once per object.
 func (m *Manager) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
 	mp, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
-		m.mapper.Reset()
+	if meta.IsNoMatchError(err) && m.rediscover(gvk.GroupKind()) {
 		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if meta.IsNoMatchError(err) {
 		return nil, &NoKindError{GVK: gvk, err: err}
 	}
 	return mp, err
+}
+
+// rediscover resets the mapper for an unknown kind, unless it was already
+// reset for that kind.
+func (m *Manager) rediscover(gk schema.GroupKind) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rediscovered.Has(gk) {
+		return false
+	}
+	if m.rediscovered == nil {
+		m.rediscovered = sets.New[schema.GroupKind]()
+	}
+	m.rediscovered.Insert(gk)
+	m.mapper.Reset()
+	return true
+}
+
+// forgetUnknownKinds starts a plan: each kind discovery does not know is
+// worth one more discovery again.
+func (m *Manager) forgetUnknownKinds() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rediscovered = nil
+}
+
+// resetMapper forgets what discovery said, after kinds were added.
+func (m *Manager) resetMapper() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rediscovered = nil
+	m.mapper.Reset()
 }
 
 // NoKindError is a kind the cluster does not serve.
@@ -94,6 +131,15 @@ func (m *Manager) resourceFor(obj *unstructured.Unstructured, mp *meta.RESTMappi
 		return m.client.Resource(mp.Resource).Namespace(obj.GetNamespace())
 	}
 	return m.client.Resource(mp.Resource)
+}
+
+// metaFor returns the metadata client for an object's resource and
+// namespace.
+func (m *Manager) metaFor(obj *unstructured.Unstructured, mp *meta.RESTMapping) metadata.ResourceInterface {
+	if mp.Scope.Name() == meta.RESTScopeNameNamespace {
+		return m.meta.Resource(mp.Resource).Namespace(obj.GetNamespace())
+	}
+	return m.meta.Resource(mp.Resource)
 }
 
 // ObjectError is an error about one object; its message starts with the

@@ -67,6 +67,7 @@ func (p *plan) namespaces() map[string]bool {
 // have, members get the inventory label, and everything gets its checksum.
 // All problems are reported at once, before anything is applied.
 func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, inv *Inventory, labels map[string]string) (*plan, error) {
+	m.forgetUnknownKinds()
 	crds := crdScopes(objs)
 	p := &plan{sums: map[ObjectID]string{}}
 	var errs []error
