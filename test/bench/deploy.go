@@ -104,7 +104,17 @@ func benchDeploy(ctx context.Context, cfg benchConfig) error {
 	fmt.Printf("  %-30s %-10s %-34s %.1fx (≥ 3x)\n", fmt.Sprintf("first apply, median of %d", firstApplyRounds), secs(kixFirst), secs(kubectlFirst), kubectlFirst.Seconds()/kixFirst.Seconds())
 	fmt.Printf("  %-30s %-10s %-34s %.1fx (≥ 10x)\n", "no-op re-apply", secs(kixAgain), secs(kubectlAgain), kubectlAgain.Seconds()/kixAgain.Seconds())
 	fmt.Printf("  %-30s %-10s %-34s %s\n", fmt.Sprintf("prune of %d objects", objects/2), secs(kixPrune), "n/a (one namespace per ApplySet)", "")
+	fmt.Printf("\n  first apply, each round: kix %s; kubectl %s\n", rounds(first[0]), rounds(first[1]))
 	return nil
+}
+
+// rounds lists the times of a contender's rounds, in order.
+func rounds(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.2f", d.Seconds())
+	}
+	return strings.Join(parts, ", ") + " s"
 }
 
 // benchObjects writes the namespaces and objects of one tool's share.
