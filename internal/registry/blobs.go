@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kix-project/kix/internal/image"
 )
 
 // serveBlob serves a config or layer of the repository's artifact, or one
@@ -42,6 +45,14 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 		}
 	}
 	f, size, err := reg.opts.Builder.Cache.Open(d)
+	if errors.Is(err, image.ErrBlobNotCached) {
+		// Evicted since it was resolved (a full cache under many pulls):
+		// resolving again makes the Builder assemble it anew.
+		if _, err := reg.resolve(r.Context(), name); err != nil {
+			return err
+		}
+		f, size, err = reg.opts.Builder.Cache.Open(d)
+	}
 	if err != nil {
 		return err
 	}
