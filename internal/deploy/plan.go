@@ -129,9 +129,9 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 	if !namespaced {
 		obj.SetNamespace("")
 	}
-	sum, err := checksum(obj)
-	if err != nil {
-		return nil, err
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
 	}
 	if inv != nil {
 		labels := obj.GetLabels()
@@ -140,15 +140,18 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 		}
 		labels[PartOfLabel] = inv.ID()
 		obj.SetLabels(labels)
-	}
-	ann := obj.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[ChecksumAnnotation] = sum
-	if inv != nil {
 		ann[InventoryAnnotation] = inv.Namespace + "/" + inv.Name
 	}
+	// The checksum covers all kix sends but itself, the set's label and
+	// annotation too: an object is up to date only in the set it belongs
+	// to, so adopting one whose content did not change still moves it.
+	delete(ann, ChecksumAnnotation)
+	obj.SetAnnotations(ann)
+	sum, err := checksum(obj)
+	if err != nil {
+		return nil, err
+	}
+	ann[ChecksumAnnotation] = sum
 	obj.SetAnnotations(ann)
 	id := IDOf(obj)
 	return &item{id: id, obj: obj, sum: sum, stage: stageOf(id, namespaced), mapping: mp, deferred: deferred}, nil

@@ -294,3 +294,20 @@ func TestAnotherInventorysObjectIsRefusedUnlessAdopted(t *testing.T) {
 		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
 	}
 }
+
+// An object adopted with the same content it had in its old set still moves
+// to the new set: being up to date covers the set kix would stamp on it.
+func TestAdoptingAnUnchangedObjectMovesIt(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	first, second := &Inventory{Name: "first", Namespace: ns}, &Inventory{Name: "second", Namespace: ns}
+	shared := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {same: content}\n"
+	apply(t, m, objects(t, ns, shared), ApplyOptions{DefaultNamespace: ns, Inventory: first})
+
+	cs := apply(t, m, objects(t, ns, shared), ApplyOptions{DefaultNamespace: ns, Inventory: second, Adopt: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/shared configured")
+	cs = apply(t, m, nil, ApplyOptions{DefaultNamespace: ns, Inventory: first, Prune: true, AllowEmpty: true})
+	if len(cs.Changes) != 0 || !exists(t, configMaps, ns, "shared") {
+		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
+	}
+}
