@@ -118,7 +118,7 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 			return results, err
 		}
 		opts.progress("applying %d %s", len(items), s)
-		stageResults, err := m.applyStage(ctx, items, opts, cs)
+		stageResults, err := m.applyStage(ctx, items, p.namespaceObjects(), opts, cs)
 		for id, r := range stageResults {
 			results[id] = r
 		}
@@ -141,7 +141,9 @@ type applied struct {
 	obj  *unstructured.Unstructured
 }
 
-func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
+// applyStage applies a stage's items; setNamespaces are the set's own
+// Namespaces (which a dry run does not create).
+func (m *Manager) applyStage(ctx context.Context, items []*item, setNamespaces map[string]bool, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
 	live, err := m.liveObjects(ctx, items)
 	if err != nil {
 		return nil, err
@@ -174,7 +176,13 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptio
 		}
 	}
 	out, errs := m.applyItemsMeta(ctx, todo, opts.Force, opts.DryRun)
-	if failed(errs) && !opts.DryRun {
+	if opts.DryRun {
+		errs = excuseNewNamespaces(todo, errs, setNamespaces)
+		if failed(errs) {
+			return results, reportFailures(todo, errs, cs)
+		}
+	}
+	if failed(errs) {
 		return results, m.rollBack(ctx, todo, out, errs, cs)
 	}
 	for i, it := range todo {
@@ -182,6 +190,18 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, opts ApplyOptio
 		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
 	}
 	return results, nil
+}
+
+// excuseNewNamespaces drops, from a dry run's errors, the NotFound of
+// objects whose namespace the set itself creates: the server cannot say
+// more of them until it exists.
+func excuseNewNamespaces(items []*item, errs []error, created map[string]bool) []error {
+	for i, err := range errs {
+		if err != nil && created[items[i].id.Namespace] && apierrors.IsNotFound(errors.Unwrap(err)) {
+			errs[i] = nil
+		}
+	}
+	return errs
 }
 
 // foreignMembers refuses, all at once, items that live as members of

@@ -216,6 +216,31 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// A server dry run reports what the API refuses, new objects and changes
+// alike, and fails as the apply would; objects in a Namespace the set
+// brings are not refused for it.
+func TestDryRunReportsRefusals(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	service := "apiVersion: v1\nkind: Service\nmetadata: {name: svc}\nspec:\n  ports: [{port: PORT}]\n"
+	apply(t, m, objects(t, ns, strings.Replace(service, "PORT", "80", 1)), ApplyOptions{DefaultNamespace: ns})
+
+	for what, set := range map[string]string{
+		"a new object":             twoConfigMaps + "\n---\n" + strings.ReplaceAll(strings.Replace(service, "PORT", "99999", 1), "svc", "bad"),
+		"an existing one's change": strings.Replace(service, "PORT", "99999", 1),
+	} {
+		cs, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, DryRun: true})
+		if err == nil || cs.Count(Failed) != 1 {
+			t.Errorf("dry run of %s the API refuses: error %v, changes %v", what, err, actions(cs))
+		}
+	}
+
+	brought := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "-new}\n---\n" +
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: " + ns + "-new}\n"
+	cs := apply(t, m, objects(t, ns, brought), ApplyOptions{DefaultNamespace: ns, DryRun: true})
+	wantActions(t, cs, "Namespace/"+ns+"-new created", "ConfigMap/"+ns+"-new/c created")
+}
+
 func TestWaitForReadiness(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)

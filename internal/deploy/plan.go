@@ -52,6 +52,17 @@ func (p *plan) groupKinds() map[schema.GroupKind]bool {
 	return gks
 }
 
+// namespaceObjects are the names of the set's own Namespaces.
+func (p *plan) namespaceObjects() map[string]bool {
+	ns := map[string]bool{}
+	for _, it := range p.items {
+		if it.id.Group == "" && it.id.Kind == "Namespace" {
+			ns[it.id.Name] = true
+		}
+	}
+	return ns
+}
+
 func (p *plan) namespaces() map[string]bool {
 	ns := map[string]bool{}
 	for _, it := range p.items {
