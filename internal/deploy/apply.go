@@ -102,8 +102,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	return cs, nil
 }
 
-// applyStages applies the plan stage by stage and returns the objects as
-// the server answered.
+// applyStages applies the plan stage by stage and returns its objects.
 func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, intent *intentWriter, cs *ChangeSet) (map[ObjectID]*applied, error) {
 	results := map[ObjectID]*applied{}
 	for s := StageCRDs; s <= StageWebhooks; s++ {
@@ -134,8 +133,8 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 	return results, nil
 }
 
-// applied is an object as the server returned it after an apply (or as it
-// was, if it was up to date).
+// applied is an object of the set after its apply; obj is read whole only
+// when it is waited for.
 type applied struct {
 	item *item
 	obj  *unstructured.Unstructured
@@ -157,7 +156,7 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, setNamespaces m
 	for _, it := range items {
 		l, exists := live[it.id]
 		if exists && upToDate(l, it) {
-			results[it.id] = &applied{item: it} // read again if waited for
+			results[it.id] = &applied{item: it}
 			cs.add(Change{Object: it.id, Action: Unchanged, DryRun: opts.DryRun, stage: it.stage})
 			continue
 		}
@@ -186,7 +185,7 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, setNamespaces m
 		return results, m.rollBack(ctx, todo, out, errs, cs)
 	}
 	for i, it := range todo {
-		results[it.id] = &applied{item: it} // read whole if waited for
+		results[it.id] = &applied{item: it}
 		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
 	}
 	return results, nil

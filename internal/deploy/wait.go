@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -27,15 +28,8 @@ func (m *Manager) wait(ctx context.Context, objs map[ObjectID]*applied, opts App
 	defer cancel()
 	start := time.Now()
 	results := map[ObjectID]*status.Result{}
-	pending := map[ObjectID]*applied{}
-	unread := map[ObjectID]*applied{}
-	for id, a := range objs {
-		pending[id] = a
-		if a.obj == nil {
-			unread[id] = a
-		}
-	}
-	m.refresh(ctx, unread) // objects that were up to date were not read whole
+	pending := maps.Clone(objs)
+	m.refresh(ctx, pending)
 	for {
 		for id, a := range pending {
 			r, err := status.Compute(a.obj)
