@@ -29,7 +29,9 @@ type NixImageSpec struct {
 	// +optional
 	Systems []string `json:"systems,omitempty"`
 	// PackageSet overrides the controller's --package-set: a Nix file or
-	// flake whose attributes Contents names.
+	// flake whose attributes Contents names. The controller builds only the
+	// package sets its --allow-package-set names (building one runs its
+	// code with the controller's rights).
 	// +optional
 	PackageSet string `json:"packageSet,omitempty"`
 }

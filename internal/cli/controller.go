@@ -24,6 +24,7 @@ type ControllerOptions struct {
 	kubeOptions
 	storeOptions
 	PackageSet        string
+	AllowPackageSets  []string
 	Registry          string
 	MetricsAddr       string
 	HealthAddr        string
@@ -67,6 +68,7 @@ store with kix registry, or each in a Kubernetes Job (--builder job).`,
 	opts.addKubeFlags(fs)
 	opts.addImageFlags(fs)
 	fs.StringVar(&opts.PackageSet, "package-set", "", "Nix file or flake whose attributes NixImages' contents name")
+	fs.StringArrayVar(&opts.AllowPackageSets, "allow-package-set", nil, "a package set NixImages' spec.packageSet may name, beside --package-set (repeatable; building one runs its code with the controller's rights)")
 	fs.StringVar(&opts.Registry, "registry", "", "host[:port] of kix registry serving the built images, as nodes pull them (required)")
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address of /metrics; "0" for none`)
 	fs.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" for none`)
@@ -98,7 +100,7 @@ func controllerRun(ctx context.Context, opts *ControllerOptions) error {
 	copts := controller.Options{
 		MetricsAddr: opts.MetricsAddr, HealthAddr: opts.HealthAddr,
 		LeaderElection: opts.LeaderElect, LeaderElectionNamespace: opts.LeaderElectionNS,
-		PackageSet: opts.PackageSet, Registry: opts.Registry, MaxBuilds: opts.MaxBuilds,
+		PackageSet: opts.PackageSet, AllowedPackageSets: opts.AllowPackageSets, Registry: opts.Registry, MaxBuilds: opts.MaxBuilds,
 		Images: images, Resync: opts.Resync,
 	}
 	switch opts.BuilderKind {

@@ -78,9 +78,6 @@ type NixBuilder struct{}
 
 // Build implements ImageBuilder.
 func (NixBuilder) Build(ctx context.Context, _ *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
-	if req.PackageSet == "" {
-		return nil, &BuildError{Message: "no package set: give the controller --package-set or the NixImage spec.packageSet"}
-	}
 	path, err := image.BuildSpec(ctx, image.PackageRequest{
 		Name: req.Name, PackageSet: req.PackageSet, Contents: req.Contents, Config: req.Config, Systems: req.Systems,
 	})

@@ -42,8 +42,11 @@ type Options struct {
 	LeaderElectionNamespace string
 
 	PackageSet string
-	Registry   string
-	MaxBuilds  int
+	// AllowedPackageSets are the package sets a NixImage's spec.packageSet
+	// may name, beside PackageSet.
+	AllowedPackageSets []string
+	Registry           string
+	MaxBuilds          int
 	// Builder builds NixImages; NixBuilder if nil.
 	Builder ImageBuilder
 	// Images computes image digests from the store builds write to.
@@ -115,6 +118,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	images := &NixImageReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kix-controller"), Builder: builderImpl,
 		Images: opts.Images, Registry: opts.Registry, PackageSet: opts.PackageSet, MaxBuilds: opts.MaxBuilds,
+		AllowedPackageSets: opts.AllowedPackageSets,
 	}
 	if err := images.SetupWithManager(mgr); err != nil {
 		return nil, err

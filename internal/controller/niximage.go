@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -42,6 +43,9 @@ type NixImageReconciler struct {
 	// Registry is the host[:port] of kix registry, as pods pull from it.
 	Registry   string
 	PackageSet string
+	// AllowedPackageSets may be named by spec.packageSet, beside
+	// PackageSet; no other is built.
+	AllowedPackageSets []string
 	// MaxBuilds bounds concurrent builds (reconcile workers).
 	MaxBuilds int
 }
@@ -74,9 +78,14 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, err
 		}
 	}
+	build := requestFor(&img, r.PackageSet)
+	if why := r.refused(build); why != "" {
+		r.transition(&img, v1alpha1.NixImageFailed, metav1.ConditionFalse, ReasonBuildFailed, why)
+		return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+	}
 	if st.Phase == v1alpha1.NixImagePending {
 		if a, ok := r.Builder.(Admitter); ok {
-			admitted, why, err := a.Admit(ctx, &img, requestFor(&img, r.PackageSet))
+			admitted, why, err := a.Admit(ctx, &img, build)
 			if err != nil {
 				return ctrl.Result{}, err
 			}
@@ -90,7 +99,7 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 	started := time.Now()
-	res, err := r.Builder.Build(ctx, &img, requestFor(&img, r.PackageSet))
+	res, err := r.Builder.Build(ctx, &img, build)
 	var be *BuildError
 	switch {
 	case errors.As(err, &be):
@@ -108,6 +117,20 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st.Image, st.StorePath = ref, res.StorePath
 	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, "built in "+since(started)+": "+ref)
 	return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+}
+
+// refused says why a request is not built, whatever the builder: it names
+// no package set, or one the controller was not allowed to build (building
+// a package set runs its code with the controller's rights, so tenants pick
+// among the ones the administrator named).
+func (r *NixImageReconciler) refused(build BuildRequest) string {
+	switch {
+	case build.PackageSet == "":
+		return "no package set: give the controller --package-set or the NixImage spec.packageSet"
+	case build.PackageSet != r.PackageSet && !slices.Contains(r.AllowedPackageSets, build.PackageSet):
+		return fmt.Sprintf("package set %q is not one the controller builds (its --package-set or --allow-package-set)", build.PackageSet)
+	}
+	return ""
 }
 
 // queuedRetry is how often a queued image asks for a build slot again

@@ -114,6 +114,22 @@ func TestNixImageFailsAndRecovers(t *testing.T) {
 	}
 }
 
+// A package set the controller was not given is not built: building one
+// runs its code with the controller's rights.
+func TestPackageSetMustBeAllowed(t *testing.T) {
+	cl, _ := startController(t)
+	ns := kube.Get(t).Namespace(t)
+	img := newImage(ns, "foreign", "hello")
+	img.Spec.PackageSet = filepath.Join(t.TempDir(), "tenant.nix")
+	if err := cl.Create(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	img = waitPhase(t, cl, ns, "foreign", v1alpha1.NixImageFailed)
+	if !strings.Contains(img.Status.Message, "not one the controller builds") || img.Status.StorePath != "" {
+		t.Errorf("status %+v", img.Status)
+	}
+}
+
 // kubectl get niximages shows the columns the CRD declares; the API's
 // Table output is what kubectl prints.
 func TestNixImagePrinterColumns(t *testing.T) {
@@ -172,7 +188,8 @@ func TestRestartMidBuild(t *testing.T) {
 	if err := os.WriteFile(slowSet, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cl, stop := startController(t)
+	allowSlow := func(o *Options) { o.AllowedPackageSets = []string{slowSet} }
+	cl, stop := startController(t, allowSlow)
 	ns := kube.Get(t).Namespace(t)
 	img := newImage(ns, "slow", "slow")
 	img.Spec.PackageSet = slowSet
@@ -182,7 +199,7 @@ func TestRestartMidBuild(t *testing.T) {
 	waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilding)
 	stop()
 
-	cl, _ = startController(t)
+	cl, _ = startController(t, allowSlow)
 	done := waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilt)
 	if !strings.Contains(done.Status.StorePath, "-image-spec.json") {
 		t.Errorf("store path %s", done.Status.StorePath)

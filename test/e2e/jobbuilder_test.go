@@ -20,11 +20,12 @@ import (
 
 // startJobController runs kix controller on this machine with
 // --builder job: each build is a Job on the harness node that runs kix
-// image build with the node's Nix (the node's / at /host).
-func startJobController(t *testing.T, kubeconfig string) (stop func()) {
+// image build with the node's Nix (the node's / at /host), from the package
+// set packageSet.
+func startJobController(t *testing.T, kubeconfig, packageSet string) (stop func()) {
 	t.Helper()
 	health := freeAddr(t)
-	cmd := []string{"controller", "--kubeconfig", kubeconfig, "--registry", "kix-registry.test:5000",
+	cmd := []string{"controller", "--kubeconfig", kubeconfig, "--registry", "kix-registry.test:5000", "--package-set", packageSet,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", health,
 		"--builder", "job", "--build-job-image", kixImage, "--build-job-host-root",
 		"--build-job-command", "/usr/bin/busybox chroot /host " + kix,
@@ -76,7 +77,7 @@ func TestJobBuilderSurvivesARestart(t *testing.T) {
     script = "sleep 6; mkdir -p $out/bin; echo 'echo slow' > $out/bin/slow; chmod +x $out/bin/slow";
   };
 }`, fixture.Dir(), rand.String(8))))
-	stop := startJobController(t, c.Info.Kubeconfig)
+	stop := startJobController(t, c.Info.Kubeconfig, slow)
 	img := &v1alpha1.NixImage{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "slow"},
 		Spec:       v1alpha1.NixImageSpec{Contents: []string{"slow"}, PackageSet: slow},
@@ -93,7 +94,7 @@ func TestJobBuilderSurvivesARestart(t *testing.T) {
 		t.Fatalf("when the controller stopped: %s, %v", img.Status.Phase, err)
 	}
 
-	startJobController(t, c.Info.Kubeconfig)
+	startJobController(t, c.Info.Kubeconfig, slow)
 	built := waitNixImage(t, cl, ns, "slow", v1alpha1.NixImageBuilt)
 	if !strings.HasSuffix(built.Status.StorePath, "-image-spec.json") {
 		t.Errorf("store path %q", built.Status.StorePath)
