@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -124,7 +125,10 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	ownName := tenantBlockName(inst, name)
 	var own v1alpha1.BuildingBlock
 	err := r.Client.Get(ctx, client.ObjectKey{Name: ownName}, &own)
-	if err == nil && own.Spec.Manifests != "" {
+	exists := err == nil
+	// A tenant block is made again when the provider republished the
+	// version from another source.
+	if exists && own.Spec.Manifests != "" && equality.Semantic.DeepEqual(own.Spec.Source, published.Spec.Source) {
 		return &own, nil
 	}
 	if client.IgnoreNotFound(err) != nil {
@@ -134,20 +138,21 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	if err != nil {
 		return nil, &conditionError{ReasonCustomizeFailed, fmt.Sprintf("customising %s with the values: %v", name, err)}
 	}
-	own = v1alpha1.BuildingBlock{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: ownName,
-			Labels: map[string]string{
-				catalog.LabelBlock: published.Labels[catalog.LabelBlock], catalog.LabelVersion: published.Labels[catalog.LabelVersion],
-				catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name,
-			},
-		},
-		Spec: published.Spec,
+	own.Name = ownName
+	own.Labels = map[string]string{
+		catalog.LabelBlock: published.Labels[catalog.LabelBlock], catalog.LabelVersion: published.Labels[catalog.LabelVersion],
+		catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name,
 	}
+	own.Spec = published.Spec
 	own.Spec.Manifests = manifests
 	own.Spec.Owner = &v1alpha1.BlockOwner{Namespace: inst.Namespace, Installation: inst.Name}
 	own.Spec.Values = inst.Spec.Values.DeepCopy()
-	if err := r.Client.Create(ctx, &own); err != nil {
+	if exists {
+		err = r.Client.Update(ctx, &own)
+	} else {
+		err = r.Client.Create(ctx, &own)
+	}
+	if err != nil {
 		return nil, err
 	}
 	r.event(inst, corev1.EventTypeNormal, "Customized", "built %s from %s with the Installation's values", ownName, name)

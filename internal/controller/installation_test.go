@@ -241,6 +241,22 @@ func TestInstallationWithValues(t *testing.T) {
 		return len(names) == 1 && names[0] != own.Name, fmt.Sprint(names)
 	})
 
+	// A tenant block made from an earlier publish of the version (another
+	// source) is made again from the current one.
+	inst = waitReady(t, ns, "custom", metav1.ConditionTrue, ReasonApplied)
+	direct := newClient(t)
+	if err := direct.Get(ctx, client.ObjectKey{Name: inst.Status.BuildingBlock}, &own); err != nil {
+		t.Fatal(err)
+	}
+	own.Spec.Source = &v1alpha1.BlockSource{File: published.Spec.Source.File, Attribute: "an-earlier-publish"}
+	if err := direct.Update(ctx, &own); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the tenant block made from the current source", func() (bool, string) {
+		err := direct.Get(ctx, client.ObjectKey{Name: own.Name}, &own)
+		return err == nil && *own.Spec.Source == *published.Spec.Source, fmt.Sprintf("%+v %v", own.Spec.Source, err)
+	})
+
 	if err := cl.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
