@@ -24,7 +24,7 @@ type LicensesOptions struct {
 func NewCmdLicenses(streams IOStreams) *cobra.Command {
 	opts := &LicensesOptions{IO: streams}
 	cmd := &cobra.Command{
-		Use:   "licenses TARGET [--policy FILE] | -f FILE.nix [-A ATTR] [--policy FILE]",
+		Use:   "licenses TARGET | -f FILE.nix [-A ATTR] [--policy FILE]",
 		Short: "List the licences in a closure and check them against a policy",
 		Long: `List each store path's licences (SPDX ids, from the packages' meta.license; a
 licence without an SPDX id becomes LicenseRef-nixpkgs-<shortName>) and, with
@@ -38,7 +38,8 @@ licence without an SPDX id becomes LicenseRef-nixpkgs-<shortName>) and, with
       reason: build-time only
 
 Licences come from a Nix expression, so give the target as -f FILE.nix
-[-A ATTR]: a bare store path carries no licence information.
+[-A ATTR]: a bare store path carries no licence information, and --policy
+needs -f (a policy checked against no licences would always pass).
 
 ` + targetHelp + `
 
@@ -80,6 +81,9 @@ func licensesRun(ctx context.Context, opts *LicensesOptions, args []string) erro
 	case "table", "json", "yaml":
 	default:
 		return usageErrorf("unknown output format %q (want table, json or yaml)", opts.Output)
+	}
+	if opts.Policy != "" && opts.File == "" {
+		return usageErrorf("--policy needs -f FILE.nix [-A ATTR]: only a Nix expression gives licences, and a TARGET without them would always pass")
 	}
 	var policy *sbom.Policy
 	if opts.Policy != "" {

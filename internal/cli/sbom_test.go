@@ -150,7 +150,8 @@ func TestSBOMBadInput(t *testing.T) {
 		{[]string{"vulns", app, "--db", testDB(), "--fail-on", "severe"}, ExitUsage, `unknown severity "severe"`},
 		{[]string{"vulns", app, "--db", testDB(), "-o", "xml"}, ExitUsage, "unknown output format"},
 		{[]string{"vulns", missing, "--db", testDB()}, exitError, missing},
-		{[]string{"licenses", app, "--policy", "/no/such/policy.yaml"}, exitError, "/no/such/policy.yaml"},
+		{[]string{"licenses", app, "--policy", "policy.yaml"}, ExitUsage, "--policy needs -f"},
+		{[]string{"licenses", "-f", sbomNixFile(), "-A", "app", "--policy", "/no/such/policy.yaml"}, exitError, "/no/such/policy.yaml"},
 	} {
 		code, _, stderr := run(t, tc.args...)
 		if code != tc.code || !strings.HasPrefix(stderr, "error: ") || !strings.Contains(stderr, tc.want) {
