@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // GCResult says what a garbage collection removed.
@@ -20,6 +21,11 @@ type GCResult struct {
 func (d *Driver) GC() (GCResult, error) {
 	d.store.mu.Lock()
 	defer d.store.mu.Unlock()
+	return d.collect()
+}
+
+// collect is GC with the store held exclusively.
+func (d *Driver) collect() (GCResult, error) {
 	var res GCResult
 	table, err := mounts()
 	if err != nil {
@@ -71,14 +77,30 @@ func (d *Driver) kickGC() {
 	}
 }
 
+// gcRetry is how soon the collector tries again when a publish holds the
+// store.
+const gcRetry = 10 * time.Second
+
+// gcLoop collects when kicked. It never waits for the store: a collection
+// waiting for it while a publish fetches (which may take minutes) would make
+// every later publish and unpublish on the node wait too, as a waiting
+// writer lets no new reader in. It tries again a little later instead.
 func (d *Driver) gcLoop(ctx context.Context) {
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.gcKick:
+		case <-retry:
 		}
-		res, err := d.GC()
+		retry = nil
+		if !d.store.mu.TryLock() {
+			retry = time.After(gcRetry)
+			continue
+		}
+		res, err := d.collect()
+		d.store.mu.Unlock()
 		if err != nil {
 			d.log.Error("garbage collection", "err", err)
 			continue
