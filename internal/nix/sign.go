@@ -81,22 +81,6 @@ func (k *SigningKey) Sign(ni *narinfo.NarInfo) error {
 // Fingerprint is what a narinfo's signatures sign (see fingerprint).
 func Fingerprint(ni *narinfo.NarInfo) string { return fingerprint(ni) }
 
-// ParsePublicKeys parses trusted keys in Nix's format.
-func ParsePublicKeys(keys []string) ([]signature.PublicKey, error) { return parseKeys(keys) }
-
-// SignedBy reports whether one of ni's signatures is valid for one of keys.
-func SignedBy(ni *narinfo.NarInfo, keys []signature.PublicKey) bool {
-	fp := Fingerprint(ni)
-	for _, sig := range ni.Signatures {
-		for _, key := range keys {
-			if key.Verify(fp, sig) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // NarinfoOf returns a narinfo for info whose NAR is at url (relative to the
 // cache), compressed with compression. FileHash and FileSize are left out:
 // the file is compressed as it is served, and Nix checks the NAR hash. The
