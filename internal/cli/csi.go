@@ -105,7 +105,8 @@ func csiRun(ctx context.Context, opts *CSIOptions) error {
 }
 
 // newCmdCSIFetch builds `kix csi fetch`, hidden: the plugin's fetch path
-// alone, for benchmarks and for warming a node.
+// alone, for benchmarks. (What it fetches is not kept: the plugin's
+// garbage collection removes paths no mounted volume holds.)
 func newCmdCSIFetch(streams IOStreams) *cobra.Command {
 	opts := &CSIOptions{IO: streams}
 	cmd := &cobra.Command{

@@ -60,8 +60,7 @@ type Driver struct {
 }
 
 // OpenStore opens the store in opts.StateDir, filled from
-// opts.Substituters, as the driver does: what `kix csi fetch` uses to warm
-// a node.
+// opts.Substituters, as the driver does (and `kix csi fetch`).
 func OpenStore(opts Options) (*Store, error) {
 	caches := make([]*nix.BinaryCache, 0, len(opts.Substituters))
 	for _, u := range opts.Substituters {
