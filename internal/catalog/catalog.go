@@ -24,6 +24,7 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,11 +171,25 @@ func Publishable(ctx context.Context, file, root string) (string, error) {
 
 // gitTree returns the top of the git work tree holding dir and its files
 // that are tracked or untracked but not ignored; an empty root when dir is
-// not in one (or git is not installed).
+// not in one (or git is not installed). Any other failure of git (a work
+// tree it refuses, say) is an error: publishing the folder instead would
+// take what git ignores.
 func gitTree(ctx context.Context, dir string) (string, []string, error) {
-	top, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel").Output()
-	if err != nil {
+	revParse := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel")
+	revParse.Env = append(os.Environ(), "LC_ALL=C") // its message is matched below
+	top, err := revParse.Output()
+	var exit *exec.ExitError
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
 		return "", nil, nil
+	case errors.As(err, &exit) && strings.Contains(string(exit.Stderr), "not a git repository"):
+		return "", nil, nil
+	case err != nil:
+		why := ""
+		if exit != nil {
+			why = ": " + strings.TrimSpace(string(exit.Stderr))
+		}
+		return "", nil, fmt.Errorf("finding the git work tree of %s: %w%s", dir, err, why)
 	}
 	root := strings.TrimSpace(string(top))
 	cmd := exec.CommandContext(ctx, "git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kix-project/kix/api/v1alpha1"
 	"github.com/kix-project/kix/test/fixture"
+	"github.com/kix-project/kix/test/testenv"
 )
 
 func TestReadAndObjects(t *testing.T) {
@@ -88,6 +89,7 @@ func write(t *testing.T, path, content string) {
 // above it, within its git work tree, and not what git ignores.
 func TestPublishableCopiesTheSourceTree(t *testing.T) {
 	ctx := context.Background()
+	git := testenv.LookPath(t, "git")
 	repo := t.TempDir()
 	write(t, filepath.Join(repo, "lib", "greeting.nix"), `"hello"`)
 	write(t, filepath.Join(repo, "blocks", "catalog.nix"), `{ b = { version = "1"; manifests = builtins.toFile "m.json" (import ../lib/greeting.nix); }; }`)
@@ -95,7 +97,7 @@ func TestPublishableCopiesTheSourceTree(t *testing.T) {
 	write(t, filepath.Join(repo, "secret.key"), "ignored")
 	write(t, filepath.Join(repo, ".gitignore"), "secret.key\n")
 	for _, args := range [][]string{{"init", "-q"}, {"add", "lib", "blocks/catalog.nix", ".gitignore"}} {
-		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+		if out, err := exec.Command(git, append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
