@@ -26,7 +26,7 @@ import (
 // controller finds the Job it started instead of starting another, and
 // deleting the NixImage deletes its Jobs.
 type JobBuilder struct {
-	// Client and Reader (uncached, for counting running Jobs exactly) are
+	// Client and Reader (uncached, for counting and finding Jobs exactly) are
 	// the manager's; NewManager sets them, and Max from Options.MaxBuilds.
 	Client client.Client
 	Reader client.Reader
@@ -80,7 +80,9 @@ func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req Buil
 func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
 	name := jobName(img)
 	var job batchv1.Job
-	err := b.Client.Get(ctx, client.ObjectKey{Namespace: img.Namespace, Name: name}, &job)
+	// Read from the API server: the manager's cache may not have seen the
+	// Job Admit just created, and a second create would be wasted.
+	err := b.Reader.Get(ctx, client.ObjectKey{Namespace: img.Namespace, Name: name}, &job)
 	if apierrors.IsNotFound(err) {
 		return nil, b.create(ctx, img, name, req)
 	}
@@ -108,9 +110,10 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req Buil
 // labelNixImage marks build Jobs with their image's name.
 const labelNixImage = "kix.dev/niximage"
 
-// jobName names the Job building a generation of an image.
+// jobName names the Job building a generation of an image: its whole
+// UID, so no two images' Jobs can share a name (it fits in 63 characters).
 func jobName(img *v1alpha1.NixImage) string {
-	return fmt.Sprintf("kix-build-%s-%d", strings.SplitN(string(img.UID), "-", 2)[0], img.Generation)
+	return fmt.Sprintf("kix-build-%s-%d", img.UID, img.Generation)
 }
 
 func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name string, req BuildRequest) error {
