@@ -198,6 +198,12 @@ func TestRestartMidBuild(t *testing.T) {
 	}
 	waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilding)
 	stop()
+	// The restart must come in the middle of the build, or this tests
+	// nothing.
+	var stopped v1alpha1.NixImage
+	if err := newClient(t).Get(context.Background(), client.ObjectKeyFromObject(img), &stopped); err != nil || stopped.Status.Phase != v1alpha1.NixImageBuilding {
+		t.Fatalf("when the controller stopped: %s, %v", stopped.Status.Phase, err)
+	}
 
 	cl, _ = startController(t, allowSlow)
 	done := waitPhase(t, cl, ns, "slow", v1alpha1.NixImageBuilt)
