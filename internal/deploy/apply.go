@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,8 +105,18 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 }
 
 // applyStages applies the plan stage by stage and returns its objects.
+// The live objects are read, and members of another inventory refused,
+// before anything is written: for every kind already known at once, for
+// the set's own custom resources at their stage.
 func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, intent *intentWriter, cs *ChangeSet) (map[ObjectID]*applied, error) {
 	results := map[ObjectID]*applied{}
+	live, err := m.liveObjects(ctx, mapped(p.items))
+	if err != nil {
+		return results, err
+	}
+	if err := foreignMembers(p.items, live, opts.Inventory, opts.Adopt); err != nil {
+		return results, err
+	}
 	for s := StageCRDs; s <= StageWebhooks; s++ {
 		items := p.stage(s)
 		if len(items) == 0 {
@@ -113,11 +125,16 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 		if err := intent.before(ctx, s); err != nil {
 			return results, err
 		}
-		if err := m.resolve(items); err != nil {
-			return results, err
+		if deferred := unmapped(items); len(deferred) > 0 {
+			if err := m.resolve(deferred); err != nil {
+				return results, err
+			}
+			if err := m.readLate(ctx, deferred, live, opts); err != nil {
+				return results, err
+			}
 		}
 		opts.progress("applying %d %s", len(items), s)
-		stageResults, err := m.applyStage(ctx, items, p.namespaceObjects(), opts, cs)
+		stageResults, err := m.applyStage(ctx, items, live, p.namespaceObjects(), opts, cs)
 		for id, r := range stageResults {
 			results[id] = r
 		}
@@ -140,16 +157,31 @@ type applied struct {
 	obj  *unstructured.Unstructured
 }
 
-// applyStage applies a stage's items; setNamespaces are the set's own
-// Namespaces (which a dry run does not create).
-func (m *Manager) applyStage(ctx context.Context, items []*item, setNamespaces map[string]bool, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
-	live, err := m.liveObjects(ctx, items)
+// mapped are the items whose kind the cluster knows; unmapped the others,
+// of the set's own CRDs.
+func mapped(items []*item) []*item {
+	return slices.DeleteFunc(slices.Clone(items), func(it *item) bool { return it.mapping == nil })
+}
+
+func unmapped(items []*item) []*item {
+	return slices.DeleteFunc(slices.Clone(items), func(it *item) bool { return it.mapping != nil })
+}
+
+// readLate adds to live the items mapped only once their CRD was
+// established, and refuses those of another inventory.
+func (m *Manager) readLate(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, opts ApplyOptions) error {
+	late, err := m.liveObjects(ctx, items)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := foreignMembers(items, live, opts.Inventory, opts.Adopt); err != nil {
-		return nil, err
-	}
+	maps.Copy(live, late)
+	return foreignMembers(items, late, opts.Inventory, opts.Adopt)
+}
+
+// applyStage applies a stage's items, given the live objects of the set;
+// setNamespaces are the set's own Namespaces (which a dry run does not
+// create).
+func (m *Manager) applyStage(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, setNamespaces map[string]bool, opts ApplyOptions, cs *ChangeSet) (map[ObjectID]*applied, error) {
 	results := map[ObjectID]*applied{}
 	var todo []*item
 	allNew := true

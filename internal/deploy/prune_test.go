@@ -179,7 +179,7 @@ func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
 	ns := kube.Get(t).Namespace(t)
 	owned := ns + "-owned"
 	t.Cleanup(func() {
-		_ = dyn(t).Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), owned, metav1.DeleteOptions{})
+		_ = dyn(t).Resource(namespaces).Delete(context.Background(), owned, metav1.DeleteOptions{})
 	})
 	inv := &Inventory{Name: "ns-guard", Namespace: ns}
 	set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
@@ -266,15 +266,20 @@ func TestInventoryIsAnApplySetKubectlReads(t *testing.T) {
 }
 
 // An object another inventory holds is refused, naming both, and nothing of
-// the set is applied; adopted, it moves to the new set, and the old set's
+// the set is applied, not even the stages before the refused object's nor
+// the set's parent; adopted, it moves to the new set, and the old set's
 // prune leaves it alone.
 func TestAnotherInventorysObjectIsRefusedUnlessAdopted(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
+	extra := ns + "-extra"
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(namespaces).Delete(context.Background(), extra, metav1.DeleteOptions{})
+	})
 	first, second := &Inventory{Name: "first", Namespace: ns}, &Inventory{Name: "second", Namespace: ns}
 	apply(t, m, objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: first}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: first})
 
-	both := objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: second}\n")
+	both := objects(t, ns, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+extra+"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: second}\n")
 	_, err := m.Apply(context.Background(), both, ApplyOptions{DefaultNamespace: ns, Inventory: second})
 	var oe *ObjectError
 	if !errors.As(err, &oe) || oe.ID.Name != "shared" || !strings.Contains(err.Error(), "belongs to inventory "+ns+"/first") {
@@ -283,12 +288,15 @@ func TestAnotherInventorysObjectIsRefusedUnlessAdopted(t *testing.T) {
 	if _, diffErr := m.Diff(context.Background(), both, DiffOptions{DefaultNamespace: ns, Inventory: second}); diffErr == nil || !strings.Contains(diffErr.Error(), "belongs to inventory") {
 		t.Errorf("diff of another set's object: %v", diffErr)
 	}
-	if exists(t, configMaps, ns, "mine") {
+	if exists(t, configMaps, ns, "mine") || exists(t, namespaces, "", extra) {
 		t.Error("the refused set was applied in part")
+	}
+	if exists(t, configMaps, ns, second.Name) {
+		t.Error("the refused set's parent was written")
 	}
 
 	cs := apply(t, m, both, ApplyOptions{DefaultNamespace: ns, Inventory: second, Adopt: true})
-	wantActions(t, cs, "ConfigMap/"+ns+"/mine created", "ConfigMap/"+ns+"/shared configured")
+	wantActions(t, cs, "Namespace/"+extra+" created", "ConfigMap/"+ns+"/mine created", "ConfigMap/"+ns+"/shared configured")
 	cs = apply(t, m, nil, ApplyOptions{DefaultNamespace: ns, Inventory: first, Prune: true, AllowEmpty: true})
 	if len(cs.Changes) != 0 || !exists(t, configMaps, ns, "shared") {
 		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
