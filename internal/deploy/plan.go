@@ -125,12 +125,21 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 	}
 	gvk := obj.GroupVersionKind()
 	namespaced, deferred := false, false
-	mp, err := m.mapping(gvk)
+	var mp *meta.RESTMapping
+	var err error
+	scope, ownCRD := crds[gvk.GroupKind()]
+	if ownCRD {
+		// A kind the set defines needs no fresh discovery when it is
+		// unknown: its CRD is applied first, and the kind mapped after.
+		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	} else {
+		mp, err = m.mapping(gvk)
+	}
 	switch {
 	case err == nil:
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
-	case crdNamespaced(crds, gvk.GroupKind()) != nil:
-		namespaced, deferred = *crdNamespaced(crds, gvk.GroupKind()), true
+	case ownCRD && meta.IsNoMatchError(err):
+		namespaced, deferred = scope, true
 	default:
 		return nil, &ObjectError{ID: IDOf(obj), Err: err}
 	}
@@ -182,13 +191,6 @@ func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
 		scopes[schema.GroupKind{Group: group, Kind: kind}] = scope == "Namespaced"
 	}
 	return scopes
-}
-
-func crdNamespaced(crds map[schema.GroupKind]bool, gk schema.GroupKind) *bool {
-	if namespaced, ok := crds[gk]; ok {
-		return &namespaced
-	}
-	return nil
 }
 
 // resolve maps items whose CRD has since been established.
