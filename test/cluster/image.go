@@ -50,18 +50,42 @@ func writePauseArchive(path, busybox string) error {
 	if err != nil {
 		return err
 	}
-	cf, err := img.ConfigFile()
+	img, err = forNode(img, func(c *v1.Config) {
+		c.Entrypoint = []string{"/bin/busybox", "sh", "-c",
+			"trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait; done"}
+	})
 	if err != nil {
 		return err
 	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Entrypoint = []string{"/bin/busybox", "sh", "-c",
-		"trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait; done"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
+	return writeArchive(path, PauseImage, img)
+}
+
+// ScratchImage is the image ImportScratch imports.
+const ScratchImage = "kix.local/scratch:1"
+
+// ImportScratch makes an image with no layers at all available to the
+// node as ScratchImage: everything a pod of it runs comes from its volumes.
+func (c *Cluster) ImportScratch(ctx context.Context) error {
+	img, err := forNode(empty.Image, nil)
+	if err != nil {
 		return err
 	}
-	return writeArchive(path, PauseImage, img)
+	return c.ImportImage(ctx, ScratchImage, img)
+}
+
+// forNode gives img the node's platform, and lets edit change the rest of
+// its configuration.
+func forNode(img v1.Image, edit func(*v1.Config)) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if edit != nil {
+		edit(&cf.Config)
+	}
+	return mutate.ConfigFile(img, cf)
 }
 
 // writeArchive writes img as a docker-archive tagged ref.

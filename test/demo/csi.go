@@ -8,15 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kix-project/kix/internal/image"
 	"github.com/kix-project/kix/test/cluster"
 	"github.com/kix-project/kix/test/fixture"
 )
@@ -63,7 +61,7 @@ func csiScene(ctx context.Context, w io.Writer, kix *kixRunner, c *cluster.Clust
 	fmt.Fprintln(w, "    CSIDriver csi.kix.dev created from deploy/csi.nix (volumeLifecycleModes: [Ephemeral])")
 
 	step(w, "Running a pod with an empty image and hello's store path in a csi.kix.dev volume at /nix")
-	if err := importScratch(ctx, c); err != nil {
+	if err := c.ImportScratch(ctx); err != nil {
 		return err
 	}
 	pods := c.Client().CoreV1().Pods("default")
@@ -74,7 +72,7 @@ func csiScene(ctx context.Context, w io.Writer, kix *kixRunner, c *cluster.Clust
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "    volumeAttributes: {%s: %s}\n    command: [%s/bin/hello]\n    pod/hello-csi %s\n", currentSystem(), hello, hello, phase)
+	fmt.Fprintf(w, "    volumeAttributes: {%s: %s}\n    command: [%s/bin/hello]\n    pod/hello-csi %s\n", image.CurrentSystem(), hello, hello, phase)
 	step(w, "kubectl logs hello-csi")
 	logs, err := pods.GetLogs("hello-csi", &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil {
@@ -113,34 +111,15 @@ func scratchPod(hello string) *corev1.Pod {
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
-				Name: "hello", Image: "kix.local/scratch:1", ImagePullPolicy: corev1.PullNever,
+				Name: "hello", Image: cluster.ScratchImage, ImagePullPolicy: corev1.PullNever,
 				Command:      []string{hello + "/bin/hello"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "nix", MountPath: "/nix"}},
 			}},
 			Volumes: []corev1.Volume{{Name: "nix", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: "csi.kix.dev", VolumeAttributes: map[string]string{currentSystem(): hello},
+				Driver: "csi.kix.dev", VolumeAttributes: map[string]string{image.CurrentSystem(): hello},
 			}}}},
 		},
 	}
-}
-
-func currentSystem() string {
-	return map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH] + "-linux"
-}
-
-// importScratch loads an image with no layers into the node's containerd.
-func importScratch(ctx context.Context, c *cluster.Cluster) error {
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		return err
-	}
-	return c.ImportImage(ctx, "kix.local/scratch:1", img)
 }
 
 // createCSIDriver creates the CSIDriver of deploy/csi.nix, evaluated by Nix.

@@ -43,7 +43,9 @@ func TestCSIPodsMountStorePaths(t *testing.T) {
 
 	node := startKixCSI(t, c, "--substituter", trusted, "--substituter", rogue, "--trusted-public-key", public)
 	createCSIDriver(t, c, deployObjects(t, trusted, public))
-	importScratch(t, c)
+	if err := c.ImportScratch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	pods := c.Client().CoreV1().Pods(ns)
 	t.Cleanup(func() { deletePodsAndWait(t, c, ns, node) })
 
@@ -144,7 +146,7 @@ func createPod(t *testing.T, c *cluster.Cluster, ns, name string, command []stri
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{{
 				Name:            "main",
-				Image:           scratchImage,
+				Image:           cluster.ScratchImage,
 				ImagePullPolicy: corev1.PullNever,
 				Command:         command,
 				VolumeMounts:    []corev1.VolumeMount{{Name: "nix", MountPath: "/nix"}},
