@@ -3,20 +3,12 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,77 +18,12 @@ import (
 	"github.com/kix-project/kix/test/fixture"
 )
 
-// scratchImage is an image with no layers at all: everything a pod runs
-// comes from its csi.kix.dev volume.
-const scratchImage = "kix.local/scratch:1"
-
-// startKixServer runs kix with args until the test ends, waiting until
-// http://addr/healthz answers. It returns the process's log.
-func startKixServer(t *testing.T, name, addr string, args ...string) *bytes.Buffer {
-	t.Helper()
-	logs, _ := runKixProcess(t, name, addr, args...)
-	return logs
-}
-
-// startKixProcess is startKixServer for a process the test may stop
-// earlier (as SIGTERM stops a pod).
-func startKixProcess(t *testing.T, name, addr string, args ...string) (stop func()) {
-	t.Helper()
-	_, stop = runKixProcess(t, name, addr, args...)
-	return stop
-}
-
-func runKixProcess(t *testing.T, name, addr string, args ...string) (*bytes.Buffer, func()) {
-	t.Helper()
-	cmd := exec.Command(kix, args...)
-	cmd.Env = fixture.Env()
-	logs := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, logs)
-		}
-	})
-	if addr == "" {
-		return logs, stop
-	}
-	waitUntil(t, 20*time.Second, name+" answering", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-	return logs, stop
-}
-
 // startKixCache runs `kix cache` on a free port and returns its URL.
 func startKixCache(t *testing.T, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	startKixServer(t, "kix cache", addr, append([]string{"cache", "--listen", addr}, args...)...)
+	kixServer{name: "kix cache", addr: addr, args: append([]string{"cache", "--listen", addr}, args...)}.start(t)
 	return "http://" + addr
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // csiNode is kix csi running on the harness's node as a host process.
@@ -126,7 +53,7 @@ func startKixCSI(t *testing.T, c *cluster.Cluster, args ...string) *csiNode {
 		"--state-dir", n.state,
 		"--kubelet-dir", c.Info.KubeletRootDir,
 	}, args...)
-	n.logs = startKixServer(t, "kix csi", "", args...)
+	n.logs, _ = kixServer{name: "kix csi", args: args}.start(t)
 	waitUntil(t, 60*time.Second, "the kubelet registering csi.kix.dev", func() bool {
 		node, err := c.Client().StorageV1().CSINodes().Get(t.Context(), cluster.NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -214,22 +141,4 @@ func createCSIDriver(t *testing.T, c *cluster.Cluster, objs []map[string]any) {
 		return
 	}
 	t.Fatal("deploy/csi.nix has no CSIDriver")
-}
-
-// importScratch loads the empty image into the node's containerd.
-func importScratch(t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ImportImage(t.Context(), scratchImage, img); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -30,7 +30,8 @@ func startJobController(t *testing.T, kubeconfig, packageSet string) (stop func(
 		"--builder", "job", "--build-job-image", kixImage, "--build-job-host-root",
 		"--build-job-command", "/usr/bin/busybox chroot /host " + kix,
 		"--build-job-nix-conf-dir", jobNixConfDir(t), "--cache-dir", t.TempDir()}
-	return startKixProcess(t, "kix controller", health, cmd...)
+	_, stop = kixServer{name: "kix controller", addr: health, args: cmd}.start(t)
+	return stop
 }
 
 // jobNixConfDir is the tests' Nix configuration without Nix's own sandbox,

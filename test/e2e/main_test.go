@@ -5,16 +5,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kix-project/kix/test/cluster"
 	"github.com/kix-project/kix/test/fixture"
@@ -80,39 +76,8 @@ func startRegistry(t *testing.T, args ...string) string {
 // startRegistryEnv is startRegistry with a given environment.
 func startRegistryEnv(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	args = append([]string{"registry", "--listen", addr, "--cache-dir", t.TempDir()}, args...)
-	cmd := exec.Command(kix, args...)
-	cmd.Env = env
-	logs := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("kix registry log:\n%s", logs)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("kix registry did not answer on %s: %v\n%s", addr, err, logs)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	kixServer{name: "kix registry", addr: addr, env: env, args: args}.start(t)
+	return addr
 }
