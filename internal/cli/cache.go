@@ -122,7 +122,7 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: withHealthz(h), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withOps(h, nil), ReadHeaderTimeout: 10 * time.Second}
 	what := "the local store"
 	if opts.Dir != "" {
 		what = opts.Dir
@@ -135,16 +135,6 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 		opts.ready(ln.Addr().String())
 	}
 	return serveUntilDone(ctx, srv, func() error { return srv.Serve(ln) })
-}
-
-func withHealthz(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			_, _ = w.Write([]byte("ok\n"))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // CacheKeygenOptions are the flags of `kix cache keygen`.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -133,21 +132,4 @@ func (opts *RegistryOptions) auth() (registry.Authenticator, error) {
 		a.Basic[user] = pass
 	}
 	return a, nil
-}
-
-// withOps serves /metrics and /healthz beside h. It does not use
-// http.ServeMux, which would clean and redirect paths (/v2/../x) before the
-// registry could reject them with the spec's errors.
-func withOps(h http.Handler, metrics *prometheus.Registry) http.Handler {
-	metricsHandler := promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/metrics":
-			metricsHandler.ServeHTTP(w, r)
-		case "/healthz":
-			_, _ = w.Write([]byte("ok\n"))
-		default:
-			h.ServeHTTP(w, r)
-		}
-	})
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // serveUntilDone runs serve (srv's Serve or ServeTLS on its listener) until
@@ -24,4 +27,25 @@ func serveUntilDone(ctx context.Context, srv *http.Server, serve func() error) e
 		return err
 	}
 	return nil
+}
+
+// withOps serves /healthz, and /metrics if there are metrics, beside h. It
+// does not use http.ServeMux, which would clean and redirect paths
+// (/v2/../x) before the server behind could reject them with its
+// protocol's errors.
+func withOps(h http.Handler, metrics *prometheus.Registry) http.Handler {
+	var metricsHandler http.Handler
+	if metrics != nil {
+		metricsHandler = promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/healthz":
+			_, _ = w.Write([]byte("ok\n"))
+		case r.URL.Path == "/metrics" && metricsHandler != nil:
+			metricsHandler.ServeHTTP(w, r)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
