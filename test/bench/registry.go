@@ -96,12 +96,7 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 // benchClosure builds the synthetic closure and returns its root, its NAR
 // bytes and its path count.
 func benchClosure(ctx context.Context) (string, uint64, int, error) {
-	out, err := run(ctx, "nix-build", filepath.Join(fixture.Dir(), "bench.nix"), "-A", "closure", "--no-out-link", "--max-jobs", "auto")
-	if err != nil {
-		return "", 0, 0, err
-	}
-	root := strings.TrimSpace(out)
-	infos, err := nix.Closure(ctx, nix.NewLocalStore(), root)
+	root, infos, err := buildClosure(ctx)
 	if err != nil {
 		return "", 0, 0, err
 	}
@@ -110,6 +105,19 @@ func benchClosure(ctx context.Context) (string, uint64, int, error) {
 		total += i.NarSize
 	}
 	return root, total, len(infos), nil
+}
+
+// buildClosure builds bench.nix's closure, with args for its size, and
+// returns its root and store paths.
+func buildClosure(ctx context.Context, args ...string) (string, []*nix.PathInfo, error) {
+	argv := append([]string{"nix-build", filepath.Join(fixture.Dir(), "bench.nix"), "-A", "closure", "--no-out-link", "--max-jobs", "auto"}, args...)
+	out, err := run(ctx, argv...)
+	if err != nil {
+		return "", nil, err
+	}
+	root := strings.TrimSpace(out)
+	infos, err := nix.Closure(ctx, nix.NewLocalStore(), root)
+	return root, infos, err
 }
 
 func startKixRegistry(ctx context.Context, cfg benchConfig, cacheDir string) (*server, error) {

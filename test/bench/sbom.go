@@ -8,11 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/kix-project/kix/internal/nix"
-	"github.com/kix-project/kix/test/fixture"
 )
 
 const (
@@ -26,13 +24,7 @@ const (
 // paths and runs syft (a dir: scan of a folder holding the same closure)
 // beside it, counting the store paths each finds.
 func benchSBOM(ctx context.Context, cfg benchConfig) error {
-	out, err := run(ctx, "nix-build", filepath.Join(fixture.Dir(), "bench.nix"), "-A", "closure",
-		"--arg", "count", fmt.Sprint(sbomPaths), "--arg", "kib", "4", "--no-out-link", "--max-jobs", "auto")
-	if err != nil {
-		return err
-	}
-	root := strings.TrimSpace(out)
-	closure, err := nix.Closure(ctx, nix.NewLocalStore(), root)
+	root, closure, err := buildClosure(ctx, "--arg", "count", fmt.Sprint(sbomPaths), "--arg", "kib", "4")
 	if err != nil {
 		return err
 	}
