@@ -81,17 +81,16 @@ in
                 }
               ];
               # Bind mounts at the kubelet's targets need CAP_SYS_ADMIN and
-              # must propagate back to the host.
+              # must propagate back to the host. The kubelet folder holds
+              # the plugin's socket and registration socket too; no mount
+              # may sit inside it, or each restart of the pod would leave
+              # another copy of that mount on the host.
               securityContext.privileged = true;
               volumeMounts = [
                 {
                   name = "kubelet";
                   mountPath = kubeletDir;
                   mountPropagation = "Bidirectional";
-                }
-                {
-                  name = "plugins-registry";
-                  mountPath = "${kubeletDir}/plugins_registry";
                 }
                 {
                   name = "state";
@@ -104,10 +103,6 @@ in
             {
               name = "kubelet";
               hostPath = hostPath kubeletDir "Directory";
-            }
-            {
-              name = "plugins-registry";
-              hostPath = hostPath "${kubeletDir}/plugins_registry" "DirectoryOrCreate";
             }
             {
               name = "state";

@@ -239,8 +239,14 @@ func TestDeployCSINix(t *testing.T) {
 	}
 	var bidirectional []string
 	for _, m := range ctr["volumeMounts"].([]any) {
-		if mm := m.(map[string]any); mm["mountPropagation"] == "Bidirectional" {
+		mm := m.(map[string]any)
+		if mm["mountPropagation"] == "Bidirectional" {
 			bidirectional = append(bidirectional, mm["mountPath"].(string))
+		}
+		// A mount inside the bidirectional one would propagate to the
+		// host, once more on every restart of the pod.
+		if strings.HasPrefix(mm["mountPath"].(string), "/var/lib/kubelet/") {
+			t.Errorf("%s is mounted inside the kubelet folder", mm["mountPath"])
 		}
 	}
 	if !slices.Equal(bidirectional, []string{"/var/lib/kubelet"}) {
