@@ -45,15 +45,17 @@ func (o *targetOptions) addTargetFlags(fs *pflag.FlagSet) {
 	o.addStoreFlags(fs)
 }
 
-// document resolves the target and describes it.
+// document resolves the target, describes it and enriches the description
+// with the derivations in the local store and, for -f, the file's packages.
 func (o *targetOptions) document(ctx context.Context, args []string) (*sbom.Document, error) {
 	var d *sbom.Document
+	var pkgs []*nix.Package
 	var err error
 	switch {
 	case o.File != "" && len(args) > 0:
 		return nil, usageErrorf("give either TARGET or -f FILE, not both")
 	case o.File != "":
-		d, err = o.fromFile(ctx)
+		d, pkgs, err = o.fromFile(ctx)
 	case len(args) == 1:
 		d, err = o.fromTarget(ctx, args[0])
 	case o.Attr != "":
@@ -64,35 +66,36 @@ func (o *targetOptions) document(ctx context.Context, args []string) (*sbom.Docu
 	if err != nil {
 		return nil, err
 	}
-	if err := d.ApplyDerivations(nix.ReadDerivation); err != nil {
+	if err := d.Enrich(sbom.Sources{Derivations: nix.ReadDerivation, Packages: pkgs}); err != nil {
 		return nil, err
 	}
 	d.Tool = sbom.Tool{Name: "kix", Version: version.Get().Version}
 	return d, nil
 }
 
-func (o *targetOptions) fromFile(ctx context.Context) (*sbom.Document, error) {
+// fromFile describes the -f file's attribute, and returns the file's
+// packages for Enrich.
+func (o *targetOptions) fromFile(ctx context.Context) (*sbom.Document, []*nix.Package, error) {
 	if len(o.Substituters) > 0 {
-		return nil, usageErrorf("-f evaluates and builds with the local Nix; --substituter is for store paths")
+		return nil, nil, usageErrorf("-f evaluates and builds with the local Nix; --substituter is for store paths")
 	}
 	pkgs, err := nix.EvalPackages(ctx, "", o.File, o.Attr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var d *sbom.Document
 	if o.BuildTime {
 		d, err = buildTimeDoc(ctx, nix.NewLocalStore(), pkgs.Root.DrvPath)
 	} else {
 		if err := nix.Realise(ctx, "", pkgs.Root.DrvPath); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		d, err = runtimeDoc(ctx, nix.NewLocalStore(), defaultOutput(pkgs.Root.Outputs))
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d.ApplyPackages(pkgs.All)
-	return d, nil
+	return d, pkgs.All, nil
 }
 
 // defaultOutput is what nix-build links ./result to: "out", or the first

@@ -18,12 +18,15 @@
 // Nix's own rule (builtins.parseDrvName) splits them: the version starts
 // after the first dash that is not followed by a letter. The deriver's name
 // tells the output apart: a path named like its deriver is output "out";
-// one named "<deriver name>-dev" is output "dev". Then, optionally,
+// one named "<deriver name>-dev" is output "dev". Then Enrich adds, in
+// this order, what other sources say (kix sbom, vulns and licenses all go
+// through it):
 //
-//   - ApplyDerivations reads each deriver (.drv) from the local store and
-//     takes pname, version and patches from its environment;
-//   - ApplyPackages takes pname, version, licences, homepage, description
-//     and CPE from a Nix expression's packages (nix.EvalPackages).
+//   - each deriver (.drv), read from the local store, gives pname, version
+//     and patches from its environment;
+//   - a Nix expression's packages (nix.EvalPackages) give pname, version,
+//     licences, homepage, description and CPE, over what the derivation
+//     said.
 //
 // For example, the runtime closure of the fixture "app" in test/nix/sbom.nix:
 //

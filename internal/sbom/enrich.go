@@ -105,11 +105,41 @@ func drvInputs(drv *nix.Derivation, graph map[string]*nix.Derivation) ([]input, 
 // from the local store.
 type DerivationReader func(drvPath string) (*nix.Derivation, error)
 
-// ApplyDerivations reads each component's deriver and takes from it what
-// the store path alone does not say: pname and version when the derivation
-// sets them, and its patches. Derivers that are not in the store (a path
-// substituted from a binary cache without its .drv) are skipped.
-func (d *Document) ApplyDerivations(read DerivationReader) error {
+// Sources are what Enrich adds to a document from, besides its store paths.
+type Sources struct {
+	// Derivations reads the components' derivers; nil reads none.
+	Derivations DerivationReader
+	// Packages are the packages of the Nix expression the document was
+	// made from (nix.EvalPackages), if any.
+	Packages []*nix.Package
+}
+
+// Enrich adds to a document made by FromClosure or FromDerivations what
+// the store paths alone do not say, always in the same order:
+//
+//  1. each component's deriver gives pname and version, when the
+//     derivation sets both, and the patches;
+//  2. the Nix expression's packages give pname, version, licences,
+//     homepage, description and CPE of the components that are their
+//     outputs.
+//
+// So where a package's attributes and its derivation disagree on pname or
+// version, the expression wins: it is what the user wrote.
+func (d *Document) Enrich(src Sources) error {
+	if src.Derivations != nil {
+		if err := d.applyDerivations(src.Derivations); err != nil {
+			return err
+		}
+	}
+	d.applyPackages(src.Packages)
+	return nil
+}
+
+// applyDerivations reads each component's deriver and takes from it pname
+// and version when the derivation sets both, and its patches. Derivers
+// that are not in the store (a path substituted from a binary cache
+// without its .drv) are skipped.
+func (d *Document) applyDerivations(read DerivationReader) error {
 	drvs := map[string]*nix.Derivation{}
 	for _, c := range d.Components {
 		if c.Deriver == "" || c.Output == "" {
@@ -139,10 +169,10 @@ func (d *Document) ApplyDerivations(read DerivationReader) error {
 	return nil
 }
 
-// ApplyPackages takes names, versions, licences, homepages, descriptions
+// applyPackages takes names, versions, licences, homepages, descriptions
 // and CPEs from the Nix expression's packages, for the components that are
 // their outputs.
-func (d *Document) ApplyPackages(pkgs []*nix.Package) {
+func (d *Document) applyPackages(pkgs []*nix.Package) {
 	byOutput := map[string]*nix.Package{}
 	for _, p := range pkgs {
 		for _, out := range p.Outputs {

@@ -49,7 +49,13 @@ func withNixConf(t *testing.T) {
 func runtimeDoc(t *testing.T, attr string) *Document {
 	t.Helper()
 	withNixConf(t)
-	out := build(t, attr)
+	return describe(t, sbomNix(), attr, build(t, attr))
+}
+
+// describe returns the runtime document of out, the output of attr in a
+// Nix file, enriched as `kix sbom -f file -A attr` enriches it.
+func describe(t *testing.T, file, attr, out string) *Document {
+	t.Helper()
 	ctx := context.Background()
 	closure, err := nix.Closure(ctx, nix.NewLocalStore(), out)
 	if err != nil {
@@ -59,14 +65,13 @@ func runtimeDoc(t *testing.T, attr string) *Document {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.ApplyDerivations(nix.ReadDerivation); err != nil {
-		t.Fatal(err)
-	}
-	pkgs, err := nix.EvalPackages(ctx, "", sbomNix(), attr)
+	pkgs, err := nix.EvalPackages(ctx, "", file, attr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.ApplyPackages(pkgs.All)
+	if err := d.Enrich(Sources{Derivations: nix.ReadDerivation, Packages: pkgs.All}); err != nil {
+		t.Fatal(err)
+	}
 	d.Tool = Tool{Name: "kix", Version: "test"}
 	return d
 }

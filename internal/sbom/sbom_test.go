@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -143,6 +144,40 @@ func TestRuntimeSBOMMeta(t *testing.T) {
 	}
 	if c := byName["agpl-tool"]; c == nil || !slices.Equal(c.Licenses, []string{"AGPL-3.0-only"}) {
 		t.Errorf("agpl-tool: %+v", c)
+	}
+}
+
+// TestEnrichExpressionWins checks the order Enrich applies its sources in:
+// a package whose attributes rename its derivation is described by the
+// attributes, and keeps its derivation's patches.
+func TestEnrichExpressionWins(t *testing.T) {
+	withNixConf(t)
+	fixture.Build(t, "busybox") // skips (or fails under CI) without Nix
+	file := filepath.Join(t.TempDir(), "renamed.nix")
+	writeFile(t, file, `
+let
+  fixtures = import `+fixture.Dir()+` { };
+  greeter = fixtures.lib.mkDerivation {
+    pname = "greeter";
+    version = "1.0";
+    patches = [ (builtins.toFile "CVE-2099-0009.patch" "a made-up fix\n") ];
+    script = "mkdir $out";
+  };
+in
+{
+  renamed = greeter // { pname = "greeter-cli"; version = "1.0.1"; };
+}
+`)
+	out := strings.TrimSpace(fixture.RunNix(t, "nix-build", file, "-A", "renamed", "--no-out-link"))
+	c := describe(t, file, "renamed", out).Component(out)
+	if c == nil {
+		t.Fatalf("no component for %s", out)
+	}
+	if c.Name != "greeter-cli" || c.Version != "1.0.1" {
+		t.Errorf("described as %s %s; want the attributes' greeter-cli 1.0.1 over the derivation's greeter 1.0", c.Name, c.Version)
+	}
+	if diff := cmp.Diff([]string{"CVE-2099-0009"}, c.PatchedCVEs()); diff != "" {
+		t.Errorf("patches from the derivation (-want +got):\n%s", diff)
 	}
 }
 
