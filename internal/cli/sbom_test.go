@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +14,14 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	spdxjson "github.com/spdx/tools-golang/json"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"github.com/kix-project/kix/internal/image"
 	"github.com/kix-project/kix/internal/nix"
+	"github.com/kix-project/kix/internal/registry"
 	"github.com/kix-project/kix/internal/sbom"
 	"github.com/kix-project/kix/test/fixture"
 	"github.com/kix-project/kix/test/testenv"
@@ -91,6 +97,97 @@ func TestSBOMTargets(t *testing.T) {
 	if diff := cmp.Diff(closure, cdxPaths(t, byPath)); diff != "" {
 		t.Errorf("components of the store path (-nix-store -qR +got):\n%s", diff)
 	}
+}
+
+// TestSBOMReferrerAgrees checks that the SBOM kix registry serves as an
+// image's referrer is the document kix sbom prints for its store path,
+// derivation data included.
+func TestSBOMReferrerAgrees(t *testing.T) {
+	app := supplyChainFixture(t, "app-patched")
+	hello := supplyChainFixture(t, "hello-patched")
+	code, want, stderr := run(t, "sbom", app)
+	if code != 0 {
+		t.Fatalf("kix sbom: exit %d: %s", code, stderr)
+	}
+	got := referrerSBOM(t, app)
+	if got != want {
+		t.Errorf("the referrer SBOM differs from kix sbom %s (-kix sbom +referrer):\n%s", app, cmp.Diff(want, got))
+	}
+
+	// hello's patch is in its derivation, not in its store path.
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(strings.NewReader(got), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatal(err)
+	}
+	var resolves []string
+	for _, c := range *bom.Components {
+		if c.BOMRef != hello || c.Pedigree == nil || c.Pedigree.Patches == nil {
+			continue
+		}
+		for _, p := range *c.Pedigree.Patches {
+			if p.Resolves != nil {
+				for _, r := range *p.Resolves {
+					resolves = append(resolves, r.ID)
+				}
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"CVE-2099-0001"}, resolves); diff != "" {
+		t.Errorf("patches of %s in the referrer SBOM (-want +got):\n%s", hello, diff)
+	}
+}
+
+// referrerSBOM serves the local store with kix's registry and returns the
+// SBOM referrer of a store path's image, found as an OCI client finds it.
+func referrerSBOM(t *testing.T, path string) string {
+	t.Helper()
+	cache, err := image.OpenBlobCache(t.TempDir(), image.DefaultCacheBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New(registry.Options{Builder: &image.Builder{Store: nix.NewLocalStore(), Cache: cache}}))
+	t.Cleanup(srv.Close)
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/"+nix.BaseName(path), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(repo.Tag("latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(repo.Digest(subject.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].ArtifactType != sbom.CycloneDXMediaType {
+		t.Fatalf("referrers of %s: %+v, want one CycloneDX SBOM", subject, im.Manifests)
+	}
+	artifact, err := remote.Image(repo.Digest(im.Manifests[0].Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := artifact.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("the referrer's layers: %v, %v", layers, err)
+	}
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	doc, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(doc)
 }
 
 func TestSBOMFormatsAndFlags(t *testing.T) {

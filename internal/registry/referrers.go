@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kix-project/kix/internal/image"
+	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/internal/sbom"
 	"github.com/kix-project/kix/internal/version"
 )
@@ -29,9 +30,12 @@ import (
 //
 // listed by GET /v2/<name>/referrers/<image manifest digest> and fetched,
 // with its SBOM, by digest from the same repository. The SBOM is made from
-// the closure the image was built from (no Nix expression, so no licences),
-// and is deterministic, so the same image always has the same referrer.
-// Images read from archives have no closure, and no referrer.
+// the closure the image was built from (no Nix expression, so no licences)
+// and, when the registry serves the local store, the derivations there
+// (pname, version, patches): it is what `kix sbom <store path>` prints. It
+// is deterministic, so the same image always has the same referrer while
+// its derivations stay in the store. Images read from archives have no
+// closure, and no referrer.
 
 // emptyJSON is the OCI empty descriptor's content.
 var emptyJSON = []byte("{}")
@@ -81,6 +85,16 @@ func (reg *Registry) referrer(img *image.Image, subject image.Manifest) (*referr
 	}
 	d, err := sbom.FromClosure(img.Roots, img.Closure)
 	if err != nil {
+		return nil, err
+	}
+	// The local store holds the derivers of what it built: the SBOM then
+	// says what kix sbom says of the same store path. A binary cache
+	// serves no derivations.
+	var src sbom.Sources
+	if _, local := reg.opts.Builder.Store.(*nix.LocalStore); local {
+		src.Derivations = nix.ReadDerivation
+	}
+	if err := d.Enrich(src); err != nil {
 		return nil, err
 	}
 	d.Tool = sbom.Tool{Name: "kix", Version: version.Get().Version}

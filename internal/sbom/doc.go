@@ -19,8 +19,8 @@
 // after the first dash that is not followed by a letter. The deriver's name
 // tells the output apart: a path named like its deriver is output "out";
 // one named "<deriver name>-dev" is output "dev". Then Enrich adds, in
-// this order, what other sources say (kix sbom, vulns and licenses all go
-// through it):
+// this order, what other sources say (kix sbom, vulns and licenses and the
+// registry's SBOM referrers all go through it):
 //
 //   - each deriver (.drv), read from the local store, gives pname, version
 //     and patches from its environment;
