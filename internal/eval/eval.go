@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kix-project/kix/internal/nix"
 )
 
 // Options say what to evaluate.
@@ -186,16 +188,16 @@ func fileExpr(opts Options) (string, error) {
 	selected := "v"
 	if opts.Attr != "" {
 		for _, part := range strings.Split(opts.Attr, ".") {
-			selected += "." + nixString(part)
+			selected += "." + nix.Quote(part)
 		}
 	}
 	var b strings.Builder
-	b.WriteString("let\n  f = import (/. + " + nixString(abs) + ");\n  args = {\n")
+	b.WriteString("let\n  f = import (/. + " + nix.Quote(abs) + ");\n  args = {\n")
 	for _, k := range sortedKeys(opts.Args) {
-		fmt.Fprintf(&b, "    %s = (%s);\n", nixString(k), opts.Args[k])
+		fmt.Fprintf(&b, "    %s = (%s);\n", nix.Quote(k), opts.Args[k])
 	}
 	for _, k := range sortedKeys(opts.ArgStrs) {
-		fmt.Fprintf(&b, "    %s = %s;\n", nixString(k), nixString(opts.ArgStrs[k]))
+		fmt.Fprintf(&b, "    %s = %s;\n", nix.Quote(k), nix.Quote(opts.ArgStrs[k]))
 	}
 	b.WriteString("  };\n  v = if builtins.isFunction f then f (builtins.intersectAttrs (builtins.functionArgs f) args) else f;\n")
 	b.WriteString("in (" + wrapper + ") (" + applied(opts) + " (" + selected + "))\n")
@@ -220,14 +222,9 @@ func Value(ctx context.Context, opts Options) (any, []string, error) {
 	return evalNix(ctx, opts, sourceName(opts))
 }
 
-// NixString quotes s as a Nix string literal, for expressions built in Go.
-func NixString(s string) string { return nixString(s) }
-
-// nixString quotes s as a Nix string literal.
-func nixString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`)
-	return `"` + r.Replace(s) + `"`
-}
+// NixString quotes s as a Nix string literal, for expressions built in Go
+// (nix.Quote).
+func NixString(s string) string { return nix.Quote(s) }
 
 // realise builds the derivations in the context and returns every store
 // path the value refers to.
@@ -276,17 +273,9 @@ func runCommand(ctx context.Context, opts Options, name string, args ...string) 
 		if errors.As(err, &execErr) {
 			return nil, fmt.Errorf("running %s: %w", name, err)
 		}
-		return nil, fmt.Errorf("%s\n%s", err, lastLines(strings.TrimSpace(stderr.String()), 30))
+		return nil, fmt.Errorf("%s\n%s", err, nix.LastLines(strings.TrimSpace(stderr.String()), 30))
 	}
 	return stdout.Bytes(), nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

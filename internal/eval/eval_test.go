@@ -183,14 +183,6 @@ func TestObjectErrorIsAnError(t *testing.T) {
 	}
 }
 
-func TestNixString(t *testing.T) {
-	for in, want := range map[string]string{`a`: `"a"`, `a"b`: `"a\"b"`, `${x}`: `"\${x}"`, `\`: `"\\"`} {
-		if got := nixString(in); got != want {
-			t.Errorf("nixString(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestEvalModules(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "base.nix", `{ config, kix, ... }: {

@@ -17,21 +17,21 @@ import (
 // writes no derivation for it, so nothing needs building.
 func AddText(ctx context.Context, name, text string, references []string) (string, error) {
 	var expr strings.Builder
-	fmt.Fprintf(&expr, "builtins.toFile %s (%s", nixString(name), nixString(text))
+	fmt.Fprintf(&expr, "builtins.toFile %s (%s", Quote(name), Quote(text))
 	for _, r := range references {
 		if _, err := ParseStorePath(r); err != nil {
 			return "", err
 		}
 		// An empty string that carries the path's context: toFile records
 		// it as a reference.
-		fmt.Fprintf(&expr, " + builtins.substring 0 0 (builtins.storePath %s)", nixString(r))
+		fmt.Fprintf(&expr, " + builtins.substring 0 0 (builtins.storePath %s)", Quote(r))
 	}
 	expr.WriteString(")")
 	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr.String())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("adding %s to the store: %v: %s", name, err, lastLines(strings.TrimSpace(stderr.String()), 10))
+		return "", fmt.Errorf("adding %s to the store: %v: %s", name, err, LastLines(strings.TrimSpace(stderr.String()), 10))
 	}
 	return ParseStorePath(strings.TrimSpace(stdout.String()))
 }
@@ -62,20 +62,15 @@ func AddTree(ctx context.Context, root, name string, keep []string) (string, err
 		}
 		// The filter sees absolute paths; the list holds relative ones.
 		filter = fmt.Sprintf(`let keep = builtins.fromJSON (builtins.readFile %s); n = builtins.stringLength (toString root) + 1; in
-  p: _: keep ? ${builtins.substring n (-1) (toString p)}`, nixString(list.Name()))
+  p: _: keep ? ${builtins.substring n (-1) (toString p)}`, Quote(list.Name()))
 	}
 	expr := fmt.Sprintf(`let root = %s; in builtins.path { path = root; name = %s; filter = %s; }`,
-		nixPathLiteral(root), nixString(name), filter)
+		pathLiteral(root), Quote(name), filter)
 	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("adding %s to the store: %v: %s", root, err, lastLines(strings.TrimSpace(stderr.String()), 10))
+		return "", fmt.Errorf("adding %s to the store: %v: %s", root, err, LastLines(strings.TrimSpace(stderr.String()), 10))
 	}
 	return ParseStorePath(strings.TrimSpace(stdout.String()))
-}
-
-// nixPathLiteral writes an absolute path as a Nix path value.
-func nixPathLiteral(p string) string {
-	return "(/. + " + nixString(p) + ")"
 }

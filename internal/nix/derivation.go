@@ -147,7 +147,7 @@ func EvalPackages(ctx context.Context, nixCmd, file, attr string) (*Packages, er
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("nix file: %w", err)
 	}
-	expr := fmt.Sprintf(packagesExpr, nixString(abs), nixList(path))
+	expr := fmt.Sprintf(packagesExpr, Quote(abs), quoteList(path))
 	cmd := exec.CommandContext(ctx, nixCmd, "--extra-experimental-features", "nix-command",
 		"eval", "--json", "--impure", "--expr", expr)
 	var stdout, stderr bytes.Buffer
@@ -160,7 +160,7 @@ func EvalPackages(ctx context.Context, nixCmd, file, attr string) (*Packages, er
 		if strings.Contains(msg, "kix: not a derivation") {
 			return nil, fmt.Errorf("%s: %s is not a derivation", file, orFile(attr))
 		}
-		return nil, fmt.Errorf("evaluating %s: %v: %s", file, err, lastLines(msg, 20))
+		return nil, fmt.Errorf("evaluating %s: %v: %s", file, err, LastLines(msg, 20))
 	}
 	var pkgs Packages
 	if err := json.Unmarshal(stdout.Bytes(), &pkgs); err != nil {
@@ -197,23 +197,9 @@ func Realise(ctx context.Context, nixStoreCmd, drvPath string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("building %s: %v: %s", drvPath, err, lastLines(strings.TrimSpace(stderr.String()), 20))
+		return fmt.Errorf("building %s: %v: %s", drvPath, err, LastLines(strings.TrimSpace(stderr.String()), 20))
 	}
 	return nil
-}
-
-// nixString quotes s as a Nix string literal.
-func nixString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
-}
-
-func nixList(items []string) string {
-	quoted := make([]string, len(items))
-	for i, s := range items {
-		quoted[i] = nixString(s)
-	}
-	return "[ " + strings.Join(quoted, " ") + " ]"
 }
 
 // packagesExpr is the expression EvalPackages evaluates; %s are the file

@@ -125,11 +125,11 @@ func (p *PackageSet) outPaths(ctx context.Context, nixCmd string, attrs []string
 	for _, a := range attrs {
 		list.WriteString("[")
 		for _, k := range strings.Split(a, ".") {
-			list.WriteString(nixString(k) + " ")
+			list.WriteString(Quote(k) + " ")
 		}
 		list.WriteString("] ")
 	}
-	expr := fmt.Sprintf(`let f = import (/. + %s); ps = if builtins.isFunction f then f { } else f; in map (path: (builtins.foldl' (x: k: x.${k}) ps path).outPath) [ %s]`, nixString(abs), list.String())
+	expr := fmt.Sprintf(`let f = import (/. + %s); ps = if builtins.isFunction f then f { } else f; in map (path: (builtins.foldl' (x: k: x.${k}) ps path).outPath) [ %s]`, Quote(abs), list.String())
 	o, err := p.eval(ctx, nixCmd, "--impure", "--expr", expr)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (p *PackageSet) eval(ctx context.Context, nixCmd string, args ...string) ([
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("evaluating output paths in %s: %v: %s", p.Ref, err, lastLines(strings.TrimSpace(stderr.String()), 10))
+		return nil, fmt.Errorf("evaluating output paths in %s: %v: %s", p.Ref, err, LastLines(strings.TrimSpace(stderr.String()), 10))
 	}
 	return stdout.Bytes(), nil
 }
@@ -160,14 +160,5 @@ func (p *PackageSet) buildError(attrs []string, err error, stderr string) error 
 		name := m[1] + m[2]
 		return fmt.Errorf("package set %s has no attribute %q: %w", p.Ref, name, ErrUnknownAttribute)
 	}
-	return fmt.Errorf("building %s from %s: %v: %s", strings.Join(attrs, " "), p.Ref, err, lastLines(msg, 20))
-}
-
-// lastLines keeps the end of a long build log for an error message.
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return fmt.Errorf("building %s from %s: %v: %s", strings.Join(attrs, " "), p.Ref, err, LastLines(msg, 20))
 }
