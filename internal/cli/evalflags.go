@@ -21,8 +21,8 @@ type evalOptions struct {
 func (o *evalOptions) addEvalFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.File, "filename", "f", "", "Nix file, flake output (PATH#attr), or YAML/JSON manifests file or folder; - for standard input")
 	fs.StringVarP(&o.Attr, "attr", "A", "", "attribute of the Nix file's value to evaluate")
-	fs.StringArrayVar(&o.Args, "arg", nil, "NAME=EXPR: pass a Nix expression to the file's function (repeatable)")
-	fs.StringArrayVar(&o.ArgStrs, "argstr", nil, "NAME=VALUE: pass a string to the file's function (repeatable)")
+	fs.StringArrayVar(&o.Args, "arg", nil, "NAME=EXPR or NAME EXPR: pass a Nix expression to the file's function (repeatable)")
+	fs.StringArrayVar(&o.ArgStrs, "argstr", nil, "NAME=VALUE or NAME VALUE: pass a string to the file's function (repeatable)")
 }
 
 // evaluate evaluates the input; Nix's build output goes to log.
@@ -36,6 +36,38 @@ func (o *evalOptions) evaluate(ctx context.Context, in io.Reader, log io.Writer)
 		return nil, err
 	}
 	return eval.Evaluate(ctx, eval.Options{File: o.File, Attr: o.Attr, Args: args, ArgStrs: argStrs, Stdin: in, Log: log})
+}
+
+// joinNixArgs lets --arg and --argstr take their name and value as two
+// arguments, as nix-build does (--arg sizes '[ 1 2 ]'), by joining them
+// into the one NAME=VALUE argument a flag takes. A value that has its "="
+// already is left alone, and so is everything after "--".
+func joinNixArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if (a == "--arg" || a == "--argstr") && i+2 < len(args) && isNixName(args[i+1]) {
+			out = append(out, a, args[i+1]+"="+args[i+2])
+			i += 2
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// isNixName reports whether s is a Nix identifier.
+func isNixName(s string) bool {
+	for i, r := range s {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '\'' || r == '-')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // pairs reads "--arg NAME EXPR" values. pflag gives one value per flag,

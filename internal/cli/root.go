@@ -120,7 +120,7 @@ func markUsageErrors(cmd *cobra.Command) {
 // Main runs kix with args and returns the process exit code.
 func Main(ctx context.Context, args []string, streams IOStreams) int {
 	root := NewRootCmd(streams)
-	root.SetArgs(args)
+	root.SetArgs(joinNixArgs(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
