@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -258,24 +257,13 @@ func runNix(ctx context.Context, opts Options, args ...string) ([]byte, error) {
 	return runCommand(ctx, opts, nixCmd, args...)
 }
 
-// runCommand runs a Nix command; its stderr goes to opts.Log and, on
-// failure, the end of it into the error.
+// runCommand runs a Nix command; its stderr goes to opts.Log as well.
 func runCommand(ctx context.Context, opts Options, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	var log io.Writer
 	if opts.Log != nil {
-		cmd.Stderr = io.MultiWriter(&stderr, &dropLines{w: opts.Log, drop: "did not specify '--add-root'"})
+		log = &dropLines{w: opts.Log, drop: "did not specify '--add-root'"}
 	}
-	if err := cmd.Run(); err != nil {
-		var execErr *exec.Error
-		if errors.As(err, &execErr) {
-			return nil, fmt.Errorf("running %s: %w", name, err)
-		}
-		return nil, fmt.Errorf("%s\n%s", err, nix.LastLines(strings.TrimSpace(stderr.String()), 30))
-	}
-	return stdout.Bytes(), nil
+	return nix.Run(ctx, log, name, args...)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

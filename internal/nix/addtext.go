@@ -1,12 +1,10 @@
 package nix
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"strings"
 )
@@ -27,13 +25,11 @@ func AddText(ctx context.Context, name, text string, references []string) (strin
 		fmt.Fprintf(&expr, " + builtins.substring 0 0 (builtins.storePath %s)", Quote(r))
 	}
 	expr.WriteString(")")
-	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("adding %s to the store: %v: %s", name, err, LastLines(strings.TrimSpace(stderr.String()), 10))
+	out, err := Run(ctx, nil, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr.String())
+	if err != nil {
+		return "", fmt.Errorf("adding %s to the store: %w", name, err)
 	}
-	return ParseStorePath(strings.TrimSpace(stdout.String()))
+	return ParseStorePath(strings.TrimSpace(string(out)))
 }
 
 // AddTree copies a folder into the store as builtins.path does and
@@ -66,11 +62,9 @@ func AddTree(ctx context.Context, root, name string, keep []string) (string, err
 	}
 	expr := fmt.Sprintf(`let root = %s; in builtins.path { path = root; name = %s; filter = %s; }`,
 		pathLiteral(root), Quote(name), filter)
-	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("adding %s to the store: %v: %s", root, err, LastLines(strings.TrimSpace(stderr.String()), 10))
+	out, err := Run(ctx, nil, "nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", expr)
+	if err != nil {
+		return "", fmt.Errorf("adding %s to the store: %w", root, err)
 	}
-	return ParseStorePath(strings.TrimSpace(stdout.String()))
+	return ParseStorePath(strings.TrimSpace(string(out)))
 }

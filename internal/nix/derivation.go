@@ -1,14 +1,12 @@
 package nix
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -148,22 +146,19 @@ func EvalPackages(ctx context.Context, nixCmd, file, attr string) (*Packages, er
 		return nil, fmt.Errorf("nix file: %w", err)
 	}
 	expr := fmt.Sprintf(packagesExpr, Quote(abs), quoteList(path))
-	cmd := exec.CommandContext(ctx, nixCmd, "--extra-experimental-features", "nix-command",
+	out, err := Run(ctx, nil, nixCmd, "--extra-experimental-features", "nix-command",
 		"eval", "--json", "--impure", "--expr", expr)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if strings.Contains(msg, "kix: no attribute") {
-			return nil, fmt.Errorf("%s has no attribute %q: %w", file, attr, ErrUnknownAttribute)
-		}
-		if strings.Contains(msg, "kix: not a derivation") {
-			return nil, fmt.Errorf("%s: %s is not a derivation", file, orFile(attr))
-		}
-		return nil, fmt.Errorf("evaluating %s: %v: %s", file, err, LastLines(msg, 20))
+	var cmdErr *CommandError
+	switch {
+	case errors.As(err, &cmdErr) && strings.Contains(cmdErr.Stderr, "kix: no attribute"):
+		return nil, fmt.Errorf("%s has no attribute %q: %w", file, attr, ErrUnknownAttribute)
+	case errors.As(err, &cmdErr) && strings.Contains(cmdErr.Stderr, "kix: not a derivation"):
+		return nil, fmt.Errorf("%s: %s is not a derivation", file, orFile(attr))
+	case err != nil:
+		return nil, fmt.Errorf("evaluating %s: %w", file, err)
 	}
 	var pkgs Packages
-	if err := json.Unmarshal(stdout.Bytes(), &pkgs); err != nil {
+	if err := json.Unmarshal(out, &pkgs); err != nil {
 		return nil, fmt.Errorf("evaluating %s: decoding output: %w", file, err)
 	}
 	pkgs.Root.Attr = attr
@@ -193,11 +188,8 @@ func Realise(ctx context.Context, nixStoreCmd, drvPath string) error {
 	if nixStoreCmd == "" {
 		nixStoreCmd = "nix-store"
 	}
-	cmd := exec.CommandContext(ctx, nixStoreCmd, "--realise", drvPath)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("building %s: %v: %s", drvPath, err, LastLines(strings.TrimSpace(stderr.String()), 20))
+	if _, err := Run(ctx, nil, nixStoreCmd, "--realise", drvPath); err != nil {
+		return fmt.Errorf("building %s: %w", drvPath, err)
 	}
 	return nil
 }

@@ -23,13 +23,3 @@ func quoteList(items []string) string {
 func pathLiteral(p string) string {
 	return "(/. + " + Quote(p) + ")"
 }
-
-// LastLines returns the last n lines of s: the end of a long build log,
-// where the error is, for an error message.
-func LastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -40,19 +40,3 @@ func TestQuoteRoundTripsThroughNix(t *testing.T) {
 		}
 	}
 }
-
-func TestLastLines(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"a\nb\nc", 2, "b\nc"},
-		{"a\nb", 5, "a\nb"},
-		{"", 3, ""},
-	} {
-		if got := LastLines(tt.in, tt.n); got != tt.want {
-			t.Errorf("LastLines(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
-		}
-	}
-}

@@ -1,13 +1,11 @@
 package nix
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -116,22 +114,18 @@ func (s *LocalStore) query(ctx context.Context, paths []string, recursive bool) 
 	if nixCmd == "" {
 		nixCmd = "nix"
 	}
-	cmd := exec.CommandContext(ctx, nixCmd, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if strings.Contains(msg, "is not valid") || strings.Contains(msg, "don't know how to build") {
-			return nil, &NotFoundError{Path: strings.Join(paths, " "), Store: s.String()}
-		}
-		var execErr *exec.Error
-		if errors.As(err, &execErr) {
-			return nil, fmt.Errorf("running nix: %w", err)
-		}
-		return nil, fmt.Errorf("nix path-info %s: %v: %s", strings.Join(paths, " "), err, msg)
+	out, err := Run(ctx, nil, nixCmd, args...)
+	var cmdErr *CommandError
+	if errors.As(err, &cmdErr) && (strings.Contains(cmdErr.Stderr, "is not valid") || strings.Contains(cmdErr.Stderr, "don't know how to build")) {
+		return nil, &NotFoundError{Path: strings.Join(paths, " "), Store: s.String()}
 	}
-	entries, err := decodePathInfos(stdout.Bytes())
+	if cmdErr != nil {
+		return nil, fmt.Errorf("nix path-info %s: %w", strings.Join(paths, " "), err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries, err := decodePathInfos(out)
 	if err != nil {
 		return nil, fmt.Errorf("nix path-info %s: %w", strings.Join(paths, " "), err)
 	}

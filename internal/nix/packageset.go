@@ -1,12 +1,10 @@
 package nix
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -52,16 +50,14 @@ func (p *PackageSet) Build(ctx context.Context, attrs []string) ([]string, error
 	if nixCmd == "" {
 		nixCmd = "nix"
 	}
-	cmd := exec.CommandContext(ctx, nixCmd, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, p.buildError(attrs, err, stderr.String())
+	out, err := Run(ctx, nil, nixCmd, args...)
+	if err != nil {
+		return nil, p.buildError(attrs, err)
 	}
 	var built []struct {
 		Outputs map[string]string `json:"outputs"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &built); err != nil {
+	if err := json.Unmarshal(out, &built); err != nil {
 		return nil, fmt.Errorf("nix build %s: decoding output: %w", p.Ref, err)
 	}
 	if len(built) != len(attrs) {
@@ -139,13 +135,11 @@ func (p *PackageSet) outPaths(ctx context.Context, nixCmd string, attrs []string
 }
 
 func (p *PackageSet) eval(ctx context.Context, nixCmd string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, nixCmd, append([]string{"--extra-experimental-features", "nix-command flakes", "eval", "--json"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("evaluating output paths in %s: %v: %s", p.Ref, err, LastLines(strings.TrimSpace(stderr.String()), 10))
+	out, err := Run(ctx, nil, nixCmd, append([]string{"--extra-experimental-features", "nix-command flakes", "eval", "--json"}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating output paths in %s: %w", p.Ref, err)
 	}
-	return stdout.Bytes(), nil
+	return out, nil
 }
 
 func (p *PackageSet) isFlake() bool {
@@ -154,11 +148,13 @@ func (p *PackageSet) isFlake() bool {
 
 var missingAttr = regexp.MustCompile(`attribute '([^']*)' in selection path '[^']*' not found|does not provide attribute '([^']*)'`)
 
-func (p *PackageSet) buildError(attrs []string, err error, stderr string) error {
-	msg := strings.TrimSpace(stderr)
-	if m := missingAttr.FindStringSubmatch(msg); m != nil {
-		name := m[1] + m[2]
-		return fmt.Errorf("package set %s has no attribute %q: %w", p.Ref, name, ErrUnknownAttribute)
+func (p *PackageSet) buildError(attrs []string, err error) error {
+	var cmdErr *CommandError
+	if errors.As(err, &cmdErr) {
+		if m := missingAttr.FindStringSubmatch(cmdErr.Stderr); m != nil {
+			name := m[1] + m[2]
+			return fmt.Errorf("package set %s has no attribute %q: %w", p.Ref, name, ErrUnknownAttribute)
+		}
 	}
-	return fmt.Errorf("building %s from %s: %v: %s", strings.Join(attrs, " "), p.Ref, err, LastLines(msg, 20))
+	return fmt.Errorf("building %s from %s: %w", strings.Join(attrs, " "), p.Ref, err)
 }
