@@ -3,6 +3,8 @@ package sbom
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
@@ -74,6 +77,56 @@ func describe(t *testing.T, file, attr, out string) *Document {
 	}
 	d.Tool = Tool{Name: "kix", Version: "test"}
 	return d
+}
+
+// hostIndependent returns a copy of d whose encodings are the same on
+// every machine, for the golden files. Every store path of the fixture
+// depends on the host: the host's /usr/bin/busybox builds everything, and
+// the Nix system goes into every derivation. So do the NAR hashes of the
+// paths that refer to others, and the NAR size of busybox, which holds
+// the host's binary and a link per applet. The copy gives each store path
+// a hash made from its name, each NAR hash the SHA-256 of the new store
+// path, and busybox a NAR size of 1; everything else is as it was. The
+// real values are checked against Nix by TestRuntimeSBOMMeta.
+func hostIndependent(t *testing.T, d *Document) *Document {
+	t.Helper()
+	byName := map[string]string{}
+	rename := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		name := nix.NamePart(p)
+		if other, ok := byName[name]; ok && other != p {
+			t.Fatalf("%s and %s have the same name, which the golden files cannot tell apart", other, p)
+		}
+		byName[name] = p
+		sum := sha256.Sum256([]byte(name))
+		return nix.StoreDir + "/" + nixbase32.EncodeToString(sum[:20]) + "-" + name
+	}
+	renameAll := func(ps []string) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, rename(p))
+		}
+		return out
+	}
+	h := &Document{Roots: renameAll(d.Roots), Scope: d.Scope, Tool: d.Tool, Timestamp: d.Timestamp}
+	for _, c := range d.Components {
+		n := *c
+		n.StorePath, n.Deriver = rename(c.StorePath), rename(c.Deriver)
+		n.Patches, n.DependsOn = renameAll(c.Patches), renameAll(c.DependsOn)
+		if c.NarHash != "" {
+			sum := sha256.Sum256([]byte(n.StorePath))
+			n.NarHash = hex.EncodeToString(sum[:])
+		}
+		if c.Name == "busybox" {
+			n.NarSize = 1
+		}
+		h.Components = append(h.Components, &n)
+	}
+	h.Roots = sortedUnique(h.Roots)
+	h.sort()
+	return h
 }
 
 // sbomUtility returns the sbom-utility binary, built by hack/go-tool.sh.
