@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-cmp/cmp"
@@ -42,16 +43,22 @@ func sbomNixFile() string { return filepath.Join(fixture.Dir(), "sbom.nix") }
 
 func testDB() string { return filepath.Join(fixture.Root(), "internal", "sbom", "testdata", "db") }
 
-// cdxPaths decodes a CycloneDX document and returns its components' store
-// paths.
-func cdxPaths(t *testing.T, doc string) []string {
+// decodeCDX decodes a CycloneDX document.
+func decodeCDX(t *testing.T, doc string) *cdx.BOM {
 	t.Helper()
 	var bom cdx.BOM
 	if err := cdx.NewBOMDecoder(strings.NewReader(doc), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatalf("not a CycloneDX document: %v\n%s", err, doc)
 	}
+	return &bom
+}
+
+// cdxPaths decodes a CycloneDX document and returns its components' store
+// paths.
+func cdxPaths(t *testing.T, doc string) []string {
+	t.Helper()
 	var paths []string
-	for _, c := range *bom.Components {
+	for _, c := range *decodeCDX(t, doc).Components {
 		paths = append(paths, c.BOMRef)
 	}
 	return paths
@@ -115,12 +122,8 @@ func TestSBOMReferrerAgrees(t *testing.T) {
 	}
 
 	// hello's patch is in its derivation, not in its store path.
-	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(strings.NewReader(got), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
-		t.Fatal(err)
-	}
 	var resolves []string
-	for _, c := range *bom.Components {
+	for _, c := range *decodeCDX(t, got).Components {
 		if c.BOMRef != hello || c.Pedigree == nil || c.Pedigree.Patches == nil {
 			continue
 		}
@@ -211,10 +214,26 @@ func TestSBOMFormatsAndFlags(t *testing.T) {
 		t.Errorf("created %q without --timestamp", doc.CreationInfo.Created)
 	}
 
-	_, stamped, _ := run(t, "sbom", app, "--timestamp", "--random-serial")
-	_, stamped2, _ := run(t, "sbom", app, "--timestamp", "--random-serial")
-	if !strings.Contains(stamped, `"timestamp": "`) || stamped == stamped2 {
-		t.Errorf("--timestamp --random-serial: want a timestamp and a new serial each run")
+	// The serial derived from the content, then a new one each run.
+	serials := map[string]bool{}
+	for _, flags := range [][]string{nil, {"--random-serial"}, {"--random-serial"}} {
+		code, out, stderr := run(t, append([]string{"sbom", app}, flags...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", flags, code, stderr)
+		}
+		serial := decodeCDX(t, out).SerialNumber
+		if !strings.HasPrefix(serial, "urn:uuid:") || serials[serial] {
+			t.Errorf("kix sbom %v: serial %q; want a UUID other than %v", flags, serial, serials)
+		}
+		serials[serial] = true
+	}
+
+	before := time.Now().UTC().Truncate(time.Second)
+	_, stamped, _ := run(t, "sbom", app, "--timestamp")
+	after := time.Now().UTC()
+	stamp, err := time.Parse(time.RFC3339, decodeCDX(t, stamped).Metadata.Timestamp)
+	if err != nil || stamp.Before(before) || stamp.After(after) {
+		t.Errorf("--timestamp: %v (%v); want the time kix sbom ran, between %v and %v", stamp, err, before, after)
 	}
 
 	code, out, stderr = run(t, "sbom", app, "--buildtime")

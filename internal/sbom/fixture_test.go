@@ -87,7 +87,7 @@ func describe(t *testing.T, file, attr, out string) *Document {
 // the host's binary and a link per applet. The copy gives each store path
 // a hash made from its name, each NAR hash the SHA-256 of the new store
 // path, and busybox a NAR size of 1; everything else is as it was. The
-// real values are checked against Nix by TestRuntimeSBOMMeta.
+// real values are checked against Nix by TestRuntimeSBOMStoreMetadata.
 func hostIndependent(t *testing.T, d *Document) *Document {
 	t.Helper()
 	byName := map[string]string{}

@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -99,6 +100,62 @@ func TestRuntimeSBOMDependencies(t *testing.T) {
 	}
 }
 
+// TestRuntimeSBOMStoreMetadata checks every component's deriver, NAR hash
+// and NAR size against nix path-info.
+func TestRuntimeSBOMStoreMetadata(t *testing.T) {
+	d := runtimeDoc(t, "app-patched")
+	infos := pathInfos(t, build(t, "app-patched"))
+	type meta struct {
+		Deriver, NarHash string
+		NarSize          uint64
+	}
+	want, got := map[string]meta{}, map[string]meta{}
+	for p, info := range infos {
+		want[p] = meta{info.Deriver, info.narHashHex, info.NarSize}
+	}
+	for _, c := range d.Components {
+		got[c.StorePath] = meta{c.Deriver, c.NarHash, c.NarSize}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("store metadata (-nix path-info +got):\n%s", diff)
+	}
+}
+
+// nixPathInfo is an entry of nix path-info --json.
+type nixPathInfo struct {
+	Path       string   `json:"path"`
+	NarHash    string   `json:"narHash"`
+	NarSize    uint64   `json:"narSize"`
+	Deriver    string   `json:"deriver"`
+	References []string `json:"references"`
+
+	narHashHex string // NarHash as nix hash to-base16 prints it
+}
+
+// pathInfos returns what nix path-info says of the closure of path, NAR
+// hashes also in hex as Nix converts them.
+func pathInfos(t *testing.T, path string) map[string]*nixPathInfo {
+	t.Helper()
+	var list []*nixPathInfo
+	if err := json.Unmarshal([]byte(fixture.RunNix(t, "nix", "path-info", "--json", "--recursive", path)), &list); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"hash", "to-base16"}
+	for _, info := range list {
+		args = append(args, info.NarHash)
+	}
+	hexes := strings.Fields(fixture.RunNix(t, "nix", args...))
+	if len(hexes) != len(list) {
+		t.Fatalf("nix %s: %d hashes for %d paths", strings.Join(args, " "), len(hexes), len(list))
+	}
+	infos := map[string]*nixPathInfo{}
+	for i, info := range list {
+		info.narHashHex = hexes[i]
+		infos[info.Path] = info
+	}
+	return infos
+}
+
 var cmpEmpty = cmp.Transformer("empty", func(s []string) []string {
 	if len(s) == 0 {
 		return nil
@@ -117,30 +174,37 @@ func TestRuntimeSBOMMeta(t *testing.T) {
 	if hello == nil {
 		t.Fatalf("no hello among %v", d.Components)
 	}
+	path := build(t, "hello-patched")
+	info := pathInfos(t, path)[path]
+	var drv map[string]struct {
+		Env map[string]string `json:"env"`
+	}
+	if err := json.Unmarshal([]byte(fixture.RunNix(t, "nix", "show-derivation", info.Deriver)), &drv); err != nil {
+		t.Fatal(err)
+	}
 	want := &Component{
-		StorePath:   build(t, "hello-patched"),
+		StorePath:   path,
 		Name:        "hello",
 		Version:     "2.12.1",
 		Output:      "out",
-		Deriver:     hello.Deriver,
-		NarHash:     hello.NarHash,
-		NarSize:     hello.NarSize,
+		Deriver:     info.Deriver,
+		NarHash:     info.narHashHex,
+		NarSize:     info.NarSize,
 		Licenses:    []string{"GPL-3.0-or-later"},
 		Homepage:    "https://www.gnu.org/software/hello/",
 		Description: "A program that produces a familiar, friendly greeting",
 		CPE:         "cpe:2.3:a:gnu:hello:2.12.1:*:*:*:*:*:*:*",
-		Patches:     hello.Patches,
-		DependsOn:   hello.DependsOn,
+		Patches:     strings.Fields(drv[info.Deriver].Env["patches"]),
+		DependsOn:   slices.DeleteFunc(slices.Clone(info.References), func(r string) bool { return r == path }),
+	}
+	if len(want.Patches) != 1 || want.NarHash == "" || want.NarSize == 0 || want.Deriver == "" {
+		t.Fatalf("Nix says less than the fixture holds: %+v", want)
 	}
 	if diff := cmp.Diff(want, hello); diff != "" {
 		t.Errorf("hello (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"CVE-2099-0001"}, hello.PatchedCVEs()); diff != "" {
 		t.Errorf("PatchedCVEs (-want +got):\n%s", diff)
-	}
-	narHash := strings.TrimSpace(fixture.RunNix(t, "nix-store", "--query", "--hash", hello.StorePath))
-	if got, err := hexHash(narHash); err != nil || got != hello.NarHash || len(got) != 64 {
-		t.Errorf("NAR hash %q, nix-store says %s (%q, %v)", hello.NarHash, narHash, got, err)
 	}
 	if c := byName["agpl-tool"]; c == nil || !slices.Equal(c.Licenses, []string{"AGPL-3.0-only"}) {
 		t.Errorf("agpl-tool: %+v", c)

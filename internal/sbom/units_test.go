@@ -3,6 +3,7 @@ package sbom
 import (
 	"bytes"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -250,7 +251,25 @@ func TestSerialIsContentDerived(t *testing.T) {
 	if a.Serial() != b.Serial() || a.Serial() == c.Serial() {
 		t.Errorf("serials %s %s %s: want equal for equal content, different otherwise", a.Serial(), b.Serial(), c.Serial())
 	}
-	if err := c.RandomSerial(); err != nil || c.Serial()[14] != '4' {
-		t.Errorf("random serial %s, %v", c.Serial(), err)
+}
+
+func TestRandomSerial(t *testing.T) {
+	mk := func() *Document {
+		return &Document{Roots: []string{"/nix/store/00000000000000000000000000000001-a-1"}, Scope: Runtime,
+			Components: []*Component{{StorePath: "/nix/store/00000000000000000000000000000001-a-1", Name: "a", Version: "1"}}}
+	}
+	content := mk().Serial()
+	uuidV4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{content: true}
+	for range 2 {
+		d := mk()
+		if err := d.RandomSerial(); err != nil {
+			t.Fatal(err)
+		}
+		s := d.Serial()
+		if !uuidV4.MatchString(s) || seen[s] {
+			t.Errorf("random serial %s: want a version 4 UUID other than %v", s, seen)
+		}
+		seen[s] = true
 	}
 }
