@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,18 +62,20 @@ func newDirBackend(opts Options) (*dirBackend, error) {
 // checkFolderStoreDir refuses a folder whose nix-cache-info is for another
 // store location.
 func checkFolderStoreDir(dir string) error {
-	data, err := os.ReadFile(filepath.Join(dir, "nix-cache-info"))
+	f, err := os.Open(filepath.Join(dir, "nix-cache-info"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("cache folder: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "StoreDir:"); ok && strings.TrimSpace(v) != nix.StoreDir {
-			return fmt.Errorf("cache folder %s is for store %s, not %s", dir, strings.TrimSpace(v), nix.StoreDir)
-		}
+	defer f.Close()
+	info, err := nix.ParseCacheInfo(f)
+	if err != nil {
+		return fmt.Errorf("cache folder %s: %w", dir, err)
+	}
+	if info.StoreDir != "" && info.StoreDir != nix.StoreDir {
+		return fmt.Errorf("cache folder %s is for store %s, not %s", dir, info.StoreDir, nix.StoreDir)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func New(opts Options) (*Server, error) {
 		opts.Priority = 40
 	}
 	s := &Server{opts: opts}
-	s.cacheInfo = fmt.Appendf(nil, "StoreDir: %s\nWantMassQuery: 1\nPriority: %d\n", nix.StoreDir, opts.Priority)
+	s.cacheInfo = []byte(nix.CacheInfo{StoreDir: nix.StoreDir, WantMassQuery: true, Priority: opts.Priority}.String())
 	var err error
 	if opts.Store != nil {
 		s.backend, err = newStoreBackend(opts)

@@ -140,6 +140,8 @@ func TestUploads(t *testing.T) {
 		{"served signed", url, request{"GET", greetInfo, "", nil}, 200, "Sig: kix-test-1:"},
 		{"other files", url, request{"PUT", "/log/x", bearer, []byte("x")}, 400, "only narinfos and NARs"},
 		{"cache info", url, request{"PUT", "/nix-cache-info", bearer, []byte("StoreDir: /nix/store\n")}, 201, ""},
+		{"cache info for another store", url, request{"PUT", "/nix-cache-info", bearer, []byte("StoreDir: /gnu/store\n")}, 400, "this cache is for /nix/store"},
+		{"cache info without a store", url, request{"PUT", "/nix-cache-info", bearer, []byte("Priority: 10\n")}, 400, "this cache is for /nix/store"},
 	}
 	for _, s := range steps {
 		code, body := do(t, s.url, s.req)
@@ -154,5 +156,34 @@ func TestUploads(t *testing.T) {
 	}
 	if n := narinfoCount(t, dir); n != 1 {
 		t.Errorf("cache holds %d narinfos, want 1 (hello-greeting)", n)
+	}
+}
+
+// A folder is served only if its nix-cache-info, when it has one, is for
+// /nix/store.
+func TestFolderStoreDir(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		cacheInfo string // "" for none
+		wantErr   string
+	}{
+		{name: "no nix-cache-info"},
+		{name: "Nix store", cacheInfo: "StoreDir: /nix/store\n"},
+		{name: "no StoreDir", cacheInfo: "WantMassQuery: 1\n"},
+		{name: "another store", cacheInfo: "StoreDir: /gnu/store\n", wantErr: "is for store /gnu/store, not /nix/store"},
+		{name: "malformed", cacheInfo: "StoreDir: /nix/store\nPriority: high\n", wantErr: "Priority"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.cacheInfo != "" {
+				if err := os.WriteFile(filepath.Join(dir, "nix-cache-info"), []byte(tt.cacheInfo), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := New(Options{Dir: dir})
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("New: %v, want error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -46,13 +46,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 // checkCacheInfoUpload accepts (and ignores) a nix-cache-info upload for
 // this store location: Nix uploads one to a cache that has none.
 func checkCacheInfoUpload(r *http.Request) error {
-	sc := bufio.NewScanner(io.LimitReader(r.Body, 64<<10))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "StoreDir:"); ok && strings.TrimSpace(v) == nix.StoreDir {
-			return nil
-		}
+	info, err := nix.ParseCacheInfo(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return badRequestf("%v", err)
 	}
-	return badRequestf("nix-cache-info: this cache is for %s", nix.StoreDir)
+	if info.StoreDir != nix.StoreDir {
+		return badRequestf("nix-cache-info: this cache is for %s", nix.StoreDir)
+	}
+	return nil
 }
 
 // narFileName is how Nix names NAR files: nar/<file hash>.nar[.<compression>].

@@ -1,7 +1,6 @@
 package nix
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -192,31 +191,18 @@ func (c *BinaryCache) checkCacheInfo(ctx context.Context) error {
 		return fmt.Errorf("binary cache %s: %w", c, err)
 	}
 	defer resp.Body.Close()
-	storeDir, err := parseCacheInfo(io.LimitReader(resp.Body, 64<<10))
+	info, err := ParseCacheInfo(io.LimitReader(resp.Body, 64<<10))
+	if err == nil && info.StoreDir == "" {
+		err = errors.New("no StoreDir")
+	}
 	if err != nil {
 		return fmt.Errorf("%s is not a Nix binary cache: %s: %w", c, u, err)
 	}
-	if storeDir != StoreDir {
-		return fmt.Errorf("binary cache %s is for store %s, not %s", c, storeDir, StoreDir)
+	if info.StoreDir != StoreDir {
+		return fmt.Errorf("binary cache %s is for store %s, not %s", c, info.StoreDir, StoreDir)
 	}
 	c.infoChecked = true
 	return nil
-}
-
-// parseCacheInfo returns the StoreDir of a nix-cache-info file
-// ("StoreDir: /nix/store", "WantMassQuery: 1", "Priority: 40").
-func parseCacheInfo(r io.Reader) (string, error) {
-	scanner := bufio.NewScanner(r)
-	for scanner.Scan() {
-		key, value, _ := strings.Cut(scanner.Text(), ":")
-		if key == "StoreDir" {
-			return strings.TrimSpace(value), nil
-		}
-	}
-	if err := scanner.Err(); err != nil {
-		return "", err
-	}
-	return "", errors.New("no StoreDir")
 }
 
 // statusError is an HTTP answer other than 200 OK.
