@@ -77,17 +77,15 @@ type licenseReport struct {
 }
 
 func licensesRun(ctx context.Context, opts *LicensesOptions, args []string) error {
-	switch opts.Output {
-	case "table", "json", "yaml":
-	default:
-		return usageErrorf("unknown output format %q (want table, json or yaml)", opts.Output)
+	format, err := parseOutputFormat(opts.Output, outputTable)
+	if err != nil {
+		return err
 	}
 	if opts.Policy != "" && opts.File == "" {
 		return usageErrorf("--policy needs -f FILE.nix [-A ATTR]: only a Nix expression gives licences, and a TARGET without them would always pass")
 	}
 	var policy *sbom.Policy
 	if opts.Policy != "" {
-		var err error
 		if policy, err = sbom.LoadPolicy(opts.Policy); err != nil {
 			return err
 		}
@@ -107,10 +105,10 @@ func licensesRun(ctx context.Context, opts *LicensesOptions, args []string) erro
 	if policy != nil {
 		report.Violations = append(report.Violations, policy.Check(d)...)
 	}
-	if opts.Output == "table" {
+	if format == outputText {
 		err = writeLicenseTable(opts.IO.Out, report, policy != nil)
 	} else {
-		err = writeStructured(opts.IO.Out, outputFormat(opts.Output), report)
+		err = writeStructured(opts.IO.Out, format, report)
 	}
 	if err != nil {
 		return err

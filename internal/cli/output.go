@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
@@ -13,17 +15,39 @@ import (
 type outputFormat string
 
 const (
-	outputText outputFormat = ""
+	outputText outputFormat = "" // the command's own text form: a table, a diff
 	outputJSON outputFormat = "json"
 	outputYAML outputFormat = "yaml"
+	// outputTable names the text form of commands that print a table.
+	outputTable outputFormat = "table"
+	outputSARIF outputFormat = "sarif"
 )
 
-func parseOutputFormat(s string) (outputFormat, error) {
-	switch f := outputFormat(s); f {
-	case outputText, outputJSON, outputYAML:
+// parseOutputFormat reads a command's -o flag: "" for the command's text
+// form, json, yaml, or one of the extra formats the command also writes.
+// A command whose text form is a table lists outputTable among them, and
+// gets outputText for "table".
+func parseOutputFormat(s string, extra ...outputFormat) (outputFormat, error) {
+	switch f := outputFormat(s); {
+	case f == outputText || f == outputJSON || f == outputYAML:
+		return f, nil
+	case f == outputTable && slices.Contains(extra, outputTable):
+		return outputText, nil
+	case slices.Contains(extra, f):
 		return f, nil
 	}
-	return "", usageErrorf("unknown output format %q (want json or yaml)", s)
+	var want []string
+	if slices.Contains(extra, outputTable) {
+		want = append(want, string(outputTable))
+	}
+	want = append(want, string(outputJSON), string(outputYAML))
+	for _, f := range extra {
+		if f != outputTable {
+			want = append(want, string(f))
+		}
+	}
+	last := len(want) - 1
+	return "", usageErrorf("unknown output format %q (want %s or %s)", s, strings.Join(want[:last], ", "), want[last])
 }
 
 // writeStructured prints v as indented JSON or as YAML.

@@ -95,10 +95,9 @@ func vulnsRun(ctx context.Context, opts *VulnsOptions, args []string) error {
 	if err != nil {
 		return usageErrorf("--fail-on: %v", err)
 	}
-	switch opts.Output {
-	case "table", "json", "yaml", "sarif":
-	default:
-		return usageErrorf("unknown output format %q (want table, json, yaml or sarif)", opts.Output)
+	format, err := parseOutputFormat(opts.Output, outputTable, outputSARIF)
+	if err != nil {
+		return err
 	}
 	if opts.DB == "" {
 		return usageErrorf("--db is required: a file or folder of OSV records or NVD CVE 2.0 feeds")
@@ -118,7 +117,7 @@ func vulnsRun(ctx context.Context, opts *VulnsOptions, args []string) error {
 		return err
 	}
 	report := sbom.Scan(d, db, scan)
-	if err := writeVulns(opts.IO.Out, opts.Output, report, d); err != nil {
+	if err := writeVulns(opts.IO.Out, format, report, d); err != nil {
 		return err
 	}
 	if failing := report.AtLeast(failOn); len(failing) > 0 {
@@ -127,12 +126,12 @@ func vulnsRun(ctx context.Context, opts *VulnsOptions, args []string) error {
 	return nil
 }
 
-func writeVulns(w io.Writer, format string, r *sbom.Report, d *sbom.Document) error {
+func writeVulns(w io.Writer, format outputFormat, r *sbom.Report, d *sbom.Document) error {
 	switch format {
-	case "sarif":
+	case outputSARIF:
 		return sbom.WriteSARIF(w, r, d.Tool)
-	case "json", "yaml":
-		return writeStructured(w, outputFormat(format), r)
+	case outputJSON, outputYAML:
+		return writeStructured(w, format, r)
 	}
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(w, "No vulnerabilities found in %d store paths.\n", len(d.Components))
