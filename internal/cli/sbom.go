@@ -17,13 +17,11 @@ type SBOMOptions struct {
 	Format       string
 	Timestamp    bool
 	RandomSerial bool
-
-	now func() time.Time // for tests
 }
 
 // NewCmdSBOM builds `kix sbom`.
 func NewCmdSBOM(streams IOStreams) *cobra.Command {
-	opts := &SBOMOptions{IO: streams, now: time.Now}
+	opts := &SBOMOptions{IO: streams}
 	cmd := &cobra.Command{
 		Use:   "sbom TARGET | -f FILE.nix [-A ATTR]",
 		Short: "Print the software bill of materials of a closure (CycloneDX or SPDX JSON)",
@@ -72,7 +70,7 @@ func sbomRun(ctx context.Context, opts *SBOMOptions, args []string) error {
 		return err
 	}
 	if opts.Timestamp {
-		d.Timestamp = opts.now()
+		d.Timestamp = time.Now()
 	}
 	if opts.RandomSerial {
 		if err := d.RandomSerial(); err != nil {
