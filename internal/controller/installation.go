@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,7 +35,7 @@ const (
 )
 
 // Labels on the objects an Installation applies; they lead watches back to
-// it.
+// it. The Installation's is its name's labelValue.
 const (
 	LabelInstallation          = "kix.dev/installation"
 	LabelInstallationNamespace = "kix.dev/installation-namespace"
@@ -59,7 +61,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Client.Get(ctx, req.NamespacedName, &inst); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	inv := deploy.Inventory{Name: "kix-installation-" + inst.Name, Namespace: inst.Namespace}
+	inv := deploy.Inventory{Name: inventoryName(&inst), Namespace: inst.Namespace}
 	if !inst.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.uninstall(ctx, &inst, inv)
 	}
@@ -88,7 +90,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		Prune:            true,
 		AllowEmpty:       true,
 		Force:            true, // the Installation owns its objects: hand edits are reverted
-		Labels:           map[string]string{LabelInstallation: inst.Name, LabelInstallationNamespace: inst.Namespace},
+		Labels:           map[string]string{LabelInstallation: labelValue(inst.Name), LabelInstallationNamespace: inst.Namespace},
 	})
 	if err != nil {
 		// Retried with back-off: the cluster may come round.
@@ -141,7 +143,7 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	own.Name = ownName
 	own.Labels = map[string]string{
 		catalog.LabelBlock: published.Labels[catalog.LabelBlock], catalog.LabelVersion: published.Labels[catalog.LabelVersion],
-		catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name,
+		catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: labelValue(inst.Name),
 	}
 	own.Spec = published.Spec
 	own.Spec.Manifests = manifests
@@ -157,6 +159,33 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	}
 	r.event(inst, corev1.EventTypeNormal, "Customized", "built %s from %s with the Installation's values", ownName, name)
 	return &own, nil
+}
+
+// inventoryName names an Installation's inventory: kix-installation-<name>,
+// shortened if that is longer than an object's name may be.
+func inventoryName(inst *v1alpha1.Installation) string {
+	return shorten("kix-installation-"+inst.Name, validation.DNS1123SubdomainMaxLength)
+}
+
+// labelValue is an object's name as a label value: the name if it fits,
+// else shortened. Two names may share a value, so what a label finds is
+// checked against the name (a tenant block's spec.owner; an applied
+// object's Installation is looked up by the value, see ownerInstallation).
+func labelValue(name string) string {
+	return shorten(name, validation.LabelValueMaxLength)
+}
+
+// shorten fits a name into n characters: the name itself if it fits, else
+// its start and a hash of the whole. For n = 23, "a-very-long-installation"
+// becomes "a-very-long-" and the first ten hex digits of its SHA-256. A
+// shortened name ends alphanumeric, as names and label values must.
+func shorten(name string, n int) string {
+	if len(name) <= n {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	hash := hex.EncodeToString(sum[:])[:10]
+	return strings.TrimRight(name[:n-len(hash)-1], "-.") + "-" + hash
 }
 
 // tenantBlockName names an Installation's own customisation of a block:
@@ -219,17 +248,21 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 }
 
 // removeOtherTenantBlocks deletes the Installation's own blocks except
-// keep (values changed, or the Installation is gone).
+// keep (values changed, or the Installation is gone). The labels find
+// them; spec.owner tells them from another Installation's whose name has
+// the same label value.
 func (r *InstallationReconciler) removeOtherTenantBlocks(ctx context.Context, inst *v1alpha1.Installation, keep string) error {
 	var blocks v1alpha1.BuildingBlockList
-	if err := r.Client.List(ctx, &blocks, client.MatchingLabels{catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: inst.Name}); err != nil {
+	if err := r.Client.List(ctx, &blocks, client.MatchingLabels{catalog.LabelOwnerNS: inst.Namespace, catalog.LabelOwnerName: labelValue(inst.Name)}); err != nil {
 		return err
 	}
 	for i := range blocks.Items {
-		if b := &blocks.Items[i]; b.Name != keep {
-			if err := r.Client.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
-				return err
-			}
+		b := &blocks.Items[i]
+		if owner := b.Spec.Owner; b.Name == keep || owner == nil || owner.Namespace != inst.Namespace || owner.Installation != inst.Name {
+			continue
+		}
+		if err := r.Client.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+			return err
 		}
 	}
 	return nil

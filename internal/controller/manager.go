@@ -75,7 +75,12 @@ var watchedKinds = []schema.GroupVersionKind{
 	appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
 }
 
-const blockIndex = "spec.block"
+// Indexes of Installations: by spec.block, and by the label value of
+// their name.
+const (
+	blockIndex = "spec.block"
+	labelIndex = "installation.labelValue"
+)
 
 // NewManager sets up a controller-runtime manager with kix's reconcilers.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
@@ -150,11 +155,17 @@ func (r *InstallationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
+	err = mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Installation{}, labelIndex, func(o client.Object) []string {
+		return []string{labelValue(o.GetName())}
+	})
+	if err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Installation{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Watches(&v1alpha1.BuildingBlock{}, handler.EnqueueRequestsFromMapFunc(r.installationsOfBlock))
 	for _, gvk := range watchedKinds {
-		b = b.WatchesMetadata(metadataOf(gvk), handler.EnqueueRequestsFromMapFunc(ownerInstallation))
+		b = b.WatchesMetadata(metadataOf(gvk), handler.EnqueueRequestsFromMapFunc(r.ownerInstallation))
 	}
 	return b.Named("installation").Complete(r)
 }
@@ -183,11 +194,21 @@ func (r *InstallationReconciler) installationsOfBlock(ctx context.Context, o cli
 	return reqs
 }
 
-// ownerInstallation maps an applied object to its Installation by label.
-func ownerInstallation(_ context.Context, o client.Object) []reconcile.Request {
-	name, ns := o.GetLabels()[LabelInstallation], o.GetLabels()[LabelInstallationNamespace]
-	if name == "" || ns == "" {
+// ownerInstallation maps an applied object to its Installation by label:
+// the Installations of that namespace whose name has the label's value
+// (rarely more than one; each is reconciled).
+func (r *InstallationReconciler) ownerInstallation(ctx context.Context, o client.Object) []reconcile.Request {
+	value, ns := o.GetLabels()[LabelInstallation], o.GetLabels()[LabelInstallationNamespace]
+	if value == "" || ns == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
+	var list v1alpha1.InstallationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{labelIndex: value}); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, inst := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inst)})
+	}
+	return reqs
 }
