@@ -48,9 +48,9 @@ type BinaryCacheOptions struct {
 //     compression and file hash are not signed, which is why the NAR is
 //     checked as well.
 //   - A NAR is downloaded to a file, decompressed, and returned only once its
-//     SHA-256 and size equal the signed NarHash and NarSize (and the
-//     compressed file's FileHash and FileSize, when the narinfo gives them).
-//     A NAR that does not match is deleted and nothing is returned.
+//     SHA-256 and size equal the signed NarHash and NarSize. A NAR that does
+//     not match is deleted and nothing is returned. The compressed file's
+//     FileHash and FileSize are not signed and, as by Nix, not checked.
 //   - NARs kept in CacheDir were verified when written; on reuse only their
 //     size is checked again.
 //

@@ -1,9 +1,14 @@
 package nix
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/nix-community/go-nix/pkg/nixhash"
 )
 
 func TestBinaryCacheTamperedNarinfo(t *testing.T) {
@@ -139,4 +144,71 @@ func flipByte(t *testing.T, name string) {
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FileHash and FileSize are not signed and Nix does not check them when it
+// substitutes: NAR and ReadNAR read a narinfo whose FileHash and FileSize
+// are wrong, and still check the signed NAR hash.
+func TestBinaryCacheUncheckedFileHash(t *testing.T) {
+	hello, _, _ := helloClosure(t)
+	want := readNAR(t, NewLocalStore(), hello)
+	for _, tt := range []struct {
+		name string
+		nar  func(t *testing.T, tc *testCache) ([]byte, error)
+	}{{
+		name: "NAR to a temporary file",
+		nar: func(t *testing.T, tc *testCache) ([]byte, error) {
+			return readAllNAR(t, tc.open(t), hello)
+		},
+	}, {
+		name: "NAR to the cache folder",
+		nar: func(t *testing.T, tc *testCache) ([]byte, error) {
+			return readAllNAR(t, tc.openWith(t, BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}, CacheDir: t.TempDir()}), hello)
+		},
+	}, {
+		name: "ReadNAR",
+		nar: func(t *testing.T, tc *testCache) ([]byte, error) {
+			var got []byte
+			err := tc.open(t).ReadNAR(t.Context(), hello, func(r io.Reader) error {
+				var err error
+				got, err = io.ReadAll(r)
+				return err
+			})
+			return got, err
+		},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := newTestCache(t, "xz", hello)
+			ni := parseNarinfoFile(t, tc.narinfoFile(hello))
+			if ni.FileHash == nil || ni.FileSize == 0 {
+				t.Fatalf("nix copy wrote no FileHash or FileSize for %s", hello)
+			}
+			wrongHash := ni.NarHash.Format(nixhash.NixBase32, true)
+			editFile(t, tc.narinfoFile(hello), "FileHash: "+ni.FileHash.Format(nixhash.NixBase32, true), "FileHash: "+wrongHash)
+			editFile(t, tc.narinfoFile(hello), fmt.Sprintf("FileSize: %d\n", ni.FileSize), fmt.Sprintf("FileSize: %d\n", ni.FileSize+1))
+			got, err := tt.nar(t, tc)
+			if err != nil {
+				t.Fatalf("wrong FileHash and FileSize: %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("got %d bytes, want the %d of the local NAR", len(got), len(want))
+			}
+
+			// The NAR hash is still checked.
+			flipByte(t, tc.narFile(t, hello))
+			if _, err := tt.nar(t, tc); err == nil {
+				t.Error("a flipped byte in the NAR file was not noticed")
+			}
+		})
+	}
+}
+
+func readAllNAR(t *testing.T, c *BinaryCache, path string) ([]byte, error) {
+	t.Helper()
+	rc, err := c.NAR(t.Context(), path)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
 }

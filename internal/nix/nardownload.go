@@ -15,15 +15,10 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
 )
-
-// maxTrailingBytes bounds what is read after the end of a compressed stream
-// to hash the whole file when the narinfo gives a FileHash but no FileSize.
-const maxTrailingBytes = 1 << 20
 
 // NAR implements Store. The NAR is downloaded to a file and returned only
 // once it matches the narinfo's signed NarHash and NarSize. Without a
@@ -43,6 +38,24 @@ func (c *BinaryCache) NAR(ctx context.Context, path string) (io.ReadCloser, erro
 		return tempNAR{f}, nil
 	}
 	return c.cachedNAR(ctx, e)
+}
+
+// ReadNAR streams the NAR of path from the cache through read as it
+// downloads, then checks it against the path's signed narinfo. read may stop
+// early; the rest is read and hashed anyway. If ReadNAR returns an error,
+// whatever read made of the bytes must be thrown away: the NAR did not
+// verify (the error wraps ErrHashMismatch), or the narinfo did not
+// (ErrUntrusted, ErrNotFound), or the download or read failed.
+//
+// Unlike NAR, nothing is written to disk: a caller that unpacks the NAR
+// into a temporary folder and renames it into place once ReadNAR returns nil
+// gets verified files with one pass over the bytes.
+func (c *BinaryCache) ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error {
+	e, err := c.entry(ctx, path)
+	if err != nil {
+		return err
+	}
+	return c.streamNAR(ctx, e, read)
 }
 
 // tempNAR is a verified NAR in a temporary file, deleted on Close.
@@ -117,20 +130,9 @@ func openSized(name string, size uint64) *os.File {
 // download writes the verified NAR of e to a new file in dir and returns it,
 // positioned at its start. On error no file is left behind.
 func (c *BinaryCache) download(ctx context.Context, e *cacheEntry, dir string) (_ *os.File, err error) {
-	path := e.info.Path
-	ref, err := url.Parse(e.nar.URL)
-	if err != nil {
-		return nil, fmt.Errorf("%s: NAR URL in %s: %w", path, c, err)
-	}
-	u := c.base.ResolveReference(ref).String()
-	resp, err := c.get(ctx, u)
-	if err != nil {
-		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
-	}
-	defer resp.Body.Close()
 	f, err := os.CreateTemp(dir, ".nar-download-*")
 	if err != nil {
-		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
+		return nil, fmt.Errorf("downloading NAR of %s: %w", e.info.Path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -138,24 +140,44 @@ func (c *BinaryCache) download(ctx context.Context, e *cacheEntry, dir string) (
 			os.Remove(f.Name())
 		}
 	}()
-	if err := c.copyVerified(f, resp.Body, e.nar, u); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	err = c.streamNAR(ctx, e, func(nar io.Reader) error {
+		_, err := io.Copy(f, nar)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("downloading NAR of %s: %w", path, err)
+		return nil, fmt.Errorf("downloading NAR of %s: %w", e.info.Path, err)
 	}
 	return f, nil
 }
 
-// copyVerified decompresses the file at u (read from body) into dst and
-// checks it against ni. It reads at most one byte more than NarSize.
-func (c *BinaryCache) copyVerified(dst io.Writer, body io.Reader, ni *narinfo.NarInfo, u string) error {
-	err := verifyNAR(body, ni, func(nar io.Reader) error {
-		_, err := io.Copy(dst, nar)
-		return err
-	})
+// streamNAR downloads the NAR file of e, passes the NAR it decompresses to
+// read, and checks it against the signed NarHash and NarSize; NAR and
+// ReadNAR both read a cache through it. It reads at most one byte more
+// than NarSize.
+//
+// The compressed file's FileHash and FileSize are not checked: they are
+// not signed, so they add no trust to the signed NAR hash, and Nix does not
+// check them when it substitutes either (a cache whose narinfos give wrong
+// ones still serves Nix).
+func (c *BinaryCache) streamNAR(ctx context.Context, e *cacheEntry, read func(nar io.Reader) error) error {
+	path := e.info.Path
+	ref, err := url.Parse(e.nar.URL)
 	if err != nil {
-		return fmt.Errorf("%s: %w", u, err)
+		return fmt.Errorf("%s: NAR URL in %s: %w", path, c, err)
+	}
+	u := c.base.ResolveReference(ref).String()
+	resp, err := c.get(ctx, u)
+	if err != nil {
+		return fmt.Errorf("downloading NAR of %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	ni := *e.nar
+	ni.FileHash, ni.FileSize = nil, 0
+	if err := verifyNAR(resp.Body, &ni, read); err != nil {
+		return fmt.Errorf("%s: %s: %w", path, u, err)
 	}
 	return nil
 }

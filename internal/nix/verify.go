@@ -1,11 +1,9 @@
 package nix
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -36,42 +34,6 @@ func (e *mismatchError) Unwrap() error { return ErrHashMismatch }
 
 func mismatchf(format string, args ...any) error {
 	return &mismatchError{fmt.Sprintf(format, args...)}
-}
-
-// ReadNAR streams the NAR of path from the cache through read as it
-// downloads, then checks it against the path's signed narinfo. read may stop
-// early; the rest is read and hashed anyway. If ReadNAR returns an error,
-// whatever read made of the bytes must be thrown away: the NAR did not
-// verify (the error wraps ErrHashMismatch), or the narinfo did not
-// (ErrUntrusted, ErrNotFound), or the download or read failed.
-//
-// Unlike NAR, nothing is written to disk: a caller that unpacks the NAR
-// into a temporary folder and renames it into place once ReadNAR returns nil
-// gets verified files with one pass over the bytes.
-func (c *BinaryCache) ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error {
-	e, err := c.entry(ctx, path)
-	if err != nil {
-		return err
-	}
-	ref, err := url.Parse(e.nar.URL)
-	if err != nil {
-		return fmt.Errorf("%s: NAR URL in %s: %w", path, c, err)
-	}
-	u := c.base.ResolveReference(ref).String()
-	resp, err := c.get(ctx, u)
-	if err != nil {
-		return fmt.Errorf("downloading NAR of %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	// FileHash and FileSize are not signed, and the signed NAR hash is
-	// checked: hashing the compressed file too would cost time and add no
-	// trust (Nix does not check them when it substitutes either).
-	ni := *e.nar
-	ni.FileHash, ni.FileSize = nil, 0
-	if err := verifyNAR(resp.Body, &ni, read); err != nil {
-		return fmt.Errorf("%s: %s: %w", path, u, err)
-	}
-	return nil
 }
 
 // VerifyNAR reads a NAR file as a binary cache stores it (compressed as ni
@@ -155,6 +117,10 @@ func checkNARDigest(got *digest, ni *narinfo.NarInfo) error {
 	}
 	return nil
 }
+
+// maxTrailingBytes bounds what is read after the end of a compressed stream
+// to hash the whole file when the narinfo gives a FileHash but no FileSize.
+const maxTrailingBytes = 1 << 20
 
 // checkFileDigest reads what the decompressor left of the file and checks
 // FileSize and FileHash, when the narinfo gives them.
