@@ -23,6 +23,8 @@ type BuildRequest struct {
 // BuildResult is a finished build.
 type BuildResult struct {
 	StorePath string // the image spec
+	// Took is how long the build ran, wherever it ran; 0 if not known.
+	Took time.Duration
 }
 
 // ImageBuilder builds NixImages. Build is called on every reconcile of an
@@ -78,13 +80,14 @@ type NixBuilder struct{}
 
 // Build implements ImageBuilder.
 func (NixBuilder) Build(ctx context.Context, _ *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+	started := time.Now()
 	path, err := image.BuildSpec(ctx, image.PackageRequest{
 		Name: req.Name, PackageSet: req.PackageSet, Contents: req.Contents, Config: req.Config, Systems: req.Systems,
 	})
 	var execErr *exec.Error
 	switch {
 	case err == nil:
-		return &BuildResult{StorePath: path}, nil
+		return &BuildResult{StorePath: path, Took: time.Since(started)}, nil
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &execErr):
 		return nil, err
 	}
@@ -100,6 +103,3 @@ func sortedEnv(env map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
-
-// since formats a duration for status messages.
-func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }

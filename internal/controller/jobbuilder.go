@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,7 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req Buil
 		if err != nil {
 			return nil, fmt.Errorf("build Job %s did not print a store path: %w", name, err)
 		}
-		return &BuildResult{StorePath: path}, nil
+		return &BuildResult{StorePath: path, Took: jobTook(&job)}, nil
 	case jobFailed(&job):
 		log, _ := b.log(ctx, img.Namespace, name)
 		return nil, &BuildError{Message: fmt.Sprintf("build Job %s failed: %s", name, tail(log, 10))}
@@ -160,6 +161,15 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 		return fmt.Errorf("creating build Job %s: %w", name, err)
 	}
 	return nil
+}
+
+// jobTook is how long a finished Job ran: from its start to its
+// completion, as the Job controller recorded them; 0 if it did not.
+func jobTook(job *batchv1.Job) time.Duration {
+	if job.Status.StartTime == nil || job.Status.CompletionTime == nil {
+		return 0
+	}
+	return job.Status.CompletionTime.Sub(job.Status.StartTime.Time)
 }
 
 func jobFailed(job *batchv1.Job) bool {

@@ -98,7 +98,6 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, err
 		}
 	}
-	started := time.Now()
 	res, err := r.Builder.Build(ctx, &img, build)
 	var be *BuildError
 	switch {
@@ -115,8 +114,16 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	st.Image, st.StorePath = ref, res.StorePath
-	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, "built in "+since(started)+": "+ref)
+	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, builtMessage(res.Took, ref))
 	return ctrl.Result{}, r.Client.Status().Update(ctx, &img)
+}
+
+// builtMessage says what was built and, if known, how long the build took.
+func builtMessage(took time.Duration, ref string) string {
+	if took == 0 {
+		return "built: " + ref
+	}
+	return "built in " + took.Round(time.Second).String() + ": " + ref
 }
 
 // refused says why a request is not built, whatever the builder: it names

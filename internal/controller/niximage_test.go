@@ -280,3 +280,52 @@ func TestJobBuildsAreBounded(t *testing.T) {
 		t.Errorf("%d Jobs for the admitted image", n)
 	}
 }
+
+// builtElsewhere builds with Nix but reports the build as one that ran
+// elsewhere (a Job) for Took.
+type builtElsewhere struct{ took time.Duration }
+
+func (b builtElsewhere) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+	res, err := NixBuilder{}.Build(ctx, img, req)
+	if res != nil {
+		res.Took = b.took
+	}
+	return res, err
+}
+
+// The Built message says how long the build took, as its builder measured
+// it, not how long the last reconcile did.
+func TestBuiltSaysHowLongTheBuildTook(t *testing.T) {
+	cl, _ := startController(t, func(o *Options) { o.Builder = builtElsewhere{took: 83 * time.Second} })
+	ns := kube.Get(t).Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "timed", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "timed", v1alpha1.NixImageBuilt)
+	if want := "built in 1m23s: " + img.Status.Image; img.Status.Message != want {
+		t.Errorf("message %q, want %q", img.Status.Message, want)
+	}
+}
+
+// A build Job took from its start to its completion, as the Job
+// controller recorded them.
+func TestJobTook(t *testing.T) {
+	start := metav1.NewTime(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	end := metav1.NewTime(start.Add(83 * time.Second))
+	for _, tc := range []struct {
+		name       string
+		start, end *metav1.Time
+		want       time.Duration
+	}{
+		{"finished", &start, &end, 83 * time.Second},
+		{"no start time", nil, &end, 0},
+		{"no completion time", &start, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := &batchv1.Job{Status: batchv1.JobStatus{StartTime: tc.start, CompletionTime: tc.end}}
+			if got := jobTook(job); got != tc.want {
+				t.Errorf("jobTook = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
