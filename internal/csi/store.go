@@ -21,8 +21,8 @@ import (
 // Store is the node's store folder: verified store paths, fetched from
 // substituters, that all volumes' views link to.
 type Store struct {
-	dir      string // holds store/ and tmp/
-	caches   []*nix.BinaryCache
+	dir      string     // holds store/ and tmp/
+	caches   nix.Stores // a path comes from the first that has it
 	parallel int
 
 	// mu is held shared by whatever adds to the folder or relies on what
@@ -42,7 +42,11 @@ func NewStore(dir string, caches []*nix.BinaryCache, parallel int) (*Store, erro
 			return nil, fmt.Errorf("state folder: %w", err)
 		}
 	}
-	return &Store{dir: dir, caches: caches, parallel: max(parallel, 1)}, nil
+	stores := make(nix.Stores, len(caches))
+	for i, c := range caches {
+		stores[i] = c
+	}
+	return &Store{dir: dir, caches: stores, parallel: max(parallel, 1)}, nil
 }
 
 // Path is where a store path is kept on this node.
@@ -65,7 +69,7 @@ func (s *Store) Fetch(ctx context.Context, roots []string) ([]string, error) {
 	slots := make(chan struct{}, s.parallel)
 	var closure []string
 	g.Go(func() error {
-		return nix.WalkClosure(ctx, s.source(), roots, func(info *nix.PathInfo) error {
+		return nix.WalkClosure(ctx, s.caches, roots, func(info *nix.PathInfo) error {
 			closure = append(closure, info.Path)
 			if s.has(info.Path) {
 				return nil
@@ -103,17 +107,13 @@ func (s *Store) fetch(ctx context.Context, storePath string) error {
 	if s.has(storePath) {
 		return nil
 	}
-	cache, err := s.cacheWith(ctx, storePath)
-	if err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp(s.tmpDir(), "fetch-")
 	if err != nil {
 		return err
 	}
 	defer removeAll(work)
 	unpacked := filepath.Join(work, nix.BaseName(storePath))
-	if err := cache.ReadNAR(ctx, storePath, func(r io.Reader) error { return unpackNAR(r, unpacked) }); err != nil {
+	if err := s.caches.ReadNAR(ctx, storePath, func(r io.Reader) error { return unpackNAR(r, unpacked) }); err != nil {
 		return err
 	}
 	err = unix.Renameat2(unix.AT_FDCWD, unpacked, unix.AT_FDCWD, s.Path(storePath), unix.RENAME_NOREPLACE)
@@ -124,35 +124,4 @@ func (s *Store) fetch(ctx context.Context, storePath string) error {
 		return fmt.Errorf("keeping %s: %w", storePath, err)
 	}
 	return nil
-}
-
-// cacheWith returns the first cache whose verified narinfo has path.
-func (s *Store) cacheWith(ctx context.Context, storePath string) (*nix.BinaryCache, error) {
-	for _, c := range s.caches {
-		_, err := c.PathInfo(ctx, storePath)
-		if errors.Is(err, nix.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
-	return nil, &nix.NotFoundError{Path: storePath, Store: s.source().String()}
-}
-
-// source is the caches as one store.
-func (s *Store) source() nix.Store {
-	if len(s.caches) == 1 {
-		return s.caches[0]
-	}
-	return nix.Stores(toStores(s.caches))
-}
-
-func toStores(caches []*nix.BinaryCache) []nix.Store {
-	out := make([]nix.Store, len(caches))
-	for i, c := range caches {
-		out[i] = c
-	}
-	return out
 }

@@ -65,6 +65,32 @@ type FileOpener interface {
 	Files(ctx context.Context, path string) (FileReader, error)
 }
 
+// NARReader is implemented by stores that pass a NAR to a function as they
+// download it, and check it once it was read, instead of writing it to
+// disk first.
+type NARReader interface {
+	ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error
+}
+
+// ReadNAR passes the NAR of path to read: as it downloads, if the store
+// can (NARReader), otherwise from its NAR method. read may stop early. If
+// ReadNAR returns an error, whatever read made of the bytes must be thrown
+// away: a streamed NAR is checked only after read returns.
+func ReadNAR(ctx context.Context, s Store, path string, read func(nar io.Reader) error) error {
+	if r, ok := s.(NARReader); ok {
+		return r.ReadNAR(ctx, path, read)
+	}
+	rc, err := s.NAR(ctx, path)
+	if err != nil {
+		return err
+	}
+	err = read(rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Closure returns the PathInfos of roots and of every path they reference,
 // directly or not, sorted by path.
 func Closure(ctx context.Context, s Store, roots ...string) ([]*PathInfo, error) {

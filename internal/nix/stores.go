@@ -43,6 +43,15 @@ func (s Stores) Files(ctx context.Context, path string) (FileReader, error) {
 	return Files(ctx, st, path)
 }
 
+// ReadNAR implements NARReader, reading from the store that has the path.
+func (s Stores) ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error {
+	st, _, err := s.find(ctx, path)
+	if err != nil {
+		return err
+	}
+	return ReadNAR(ctx, st, path, read)
+}
+
 // PathFromHash implements HashQuerier with the stores that can.
 func (s Stores) PathFromHash(ctx context.Context, hash string) (string, error) {
 	for _, st := range s {

@@ -1,0 +1,66 @@
+package nix
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// Stores reads a NAR from the first store that has the path.
+func TestStoresReadNAR(t *testing.T) {
+	hello, greeting, _ := helloClosure(t)
+	first := newTestCache(t, "xz", greeting) // greeting only: it references nothing
+	second := newTestCache(t, "zstd", hello)
+	stores := Stores{first.open(t), second.open(t)}
+	for _, p := range []string{greeting, hello} {
+		var got []byte
+		err := ReadNAR(t.Context(), stores, p, func(r io.Reader) error {
+			var err error
+			got, err = io.ReadAll(r)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := readNAR(t, NewLocalStore(), p); !bytes.Equal(got, want) {
+			t.Errorf("%s: got %d bytes, want the %d of the local NAR", p, len(got), len(want))
+		}
+	}
+	asked := func(p string) func(string) bool {
+		return func(req string) bool { return req == "/"+HashPart(p)+".narinfo" }
+	}
+	if n := second.Server.Count(asked(greeting)); n != 0 {
+		t.Errorf("the second cache was asked about %s, which the first has", greeting)
+	}
+	if n := first.Server.Count(asked(hello)); n != 1 {
+		t.Errorf("the first cache was asked %d times about %s, want once", n, hello)
+	}
+
+	missing := StoreDir + "/00000000000000000000000000000000-missing"
+	err := ReadNAR(t.Context(), stores, missing, func(io.Reader) error { return nil })
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("a path in neither store: %v, want ErrNotFound", err)
+	}
+}
+
+// A store that cannot stream (the local store) passes its NAR to read.
+func TestReadNARFromNAR(t *testing.T) {
+	hello, _, _ := helloClosure(t)
+	var got []byte
+	err := ReadNAR(t.Context(), NewLocalStore(), hello, func(r io.Reader) error {
+		var err error
+		got, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readNAR(t, NewLocalStore(), hello); !bytes.Equal(got, want) {
+		t.Errorf("got %d bytes, want %d", len(got), len(want))
+	}
+	readErr := errors.New("disk full")
+	if err := ReadNAR(t.Context(), NewLocalStore(), hello, func(io.Reader) error { return readErr }); !errors.Is(err, readErr) {
+		t.Errorf("read's error: got %v", err)
+	}
+}
