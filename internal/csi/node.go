@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -127,12 +130,24 @@ func fetchStatus(id string, err error) error {
 	return status.Errorf(code, "volume %s: %v", id, err)
 }
 
-// isUnreachable reports network failures and 5xx answers.
+// isUnreachable reports failures a retry may get past: the network (what
+// net/http returns as *url.Error, a connection's *net.OpError, a failed DNS
+// lookup) and a substituter's 5xx answers. It matches types, not the
+// Timeout method: every syscall.Errno has one, so a full disk would pass.
 func isUnreachable(err error) bool {
-	var op interface{ Timeout() bool }
-	msg := err.Error()
-	return errors.As(err, &op) || strings.Contains(msg, "connection refused") ||
-		strings.Contains(msg, ": 50") || strings.Contains(msg, "no such host")
+	var (
+		urlErr  *url.Error
+		opErr   *net.OpError
+		dnsErr  *net.DNSError
+		httpErr *nix.HTTPError
+	)
+	switch {
+	case errors.As(err, &urlErr), errors.As(err, &opErr), errors.As(err, &dnsErr):
+		return true
+	case errors.As(err, &httpErr):
+		return httpErr.StatusCode >= 500
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // NodeUnpublishVolume unmounts a volume from target and removes target;

@@ -205,21 +205,21 @@ func (c *BinaryCache) checkCacheInfo(ctx context.Context) error {
 	return nil
 }
 
-// statusError is an HTTP answer other than 200 OK.
-type statusError struct {
-	URL    string
-	Status string // "404 Not Found"
-	Code   int
+// HTTPError is a binary cache's answer other than 200 OK.
+type HTTPError struct {
+	URL        string
+	Status     string // "404 Not Found"
+	StatusCode int
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s", e.URL, e.Status) }
+func (e *HTTPError) Error() string { return fmt.Sprintf("GET %s: %s", e.URL, e.Status) }
 
 func isStatus(err error, code int) bool {
-	var se *statusError
-	return errors.As(err, &se) && se.Code == code
+	var he *HTTPError
+	return errors.As(err, &he) && he.StatusCode == code
 }
 
-// get fetches u; anything but 200 OK is a *statusError. The caller closes
+// get fetches u; anything but 200 OK is an *HTTPError. The caller closes
 // the body.
 func (c *BinaryCache) get(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -232,7 +232,7 @@ func (c *BinaryCache) get(ctx context.Context, u string) (*http.Response, error)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, &statusError{URL: u, Status: resp.Status, Code: resp.StatusCode}
+		return nil, &HTTPError{URL: u, Status: resp.Status, StatusCode: resp.StatusCode}
 	}
 	return resp, nil
 }
