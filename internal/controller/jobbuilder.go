@@ -24,8 +24,9 @@ import (
 // JobBuilder builds each NixImage generation in a Kubernetes Job of its own,
 // running `kix image build` in the NixImage's namespace. The Job is named
 // after the image's UID and generation and owned by it: a restarted
-// controller finds the Job it started instead of starting another, and
-// deleting the NixImage deletes its Jobs.
+// controller finds the Job it started instead of starting another, a new
+// generation's build deletes the Jobs of earlier ones, and deleting the
+// NixImage deletes its Jobs.
 type JobBuilder struct {
 	// Client and Reader (uncached, for counting and finding Jobs exactly) are
 	// the manager's; NewManager sets them, and Max from Options.MaxBuilds.
@@ -49,12 +50,16 @@ type JobBuilder struct {
 	mu sync.Mutex // counting and starting Jobs is one step
 }
 
-// Admit implements Admitter: it starts the image's build Job if fewer than
-// Max build Jobs are running, and says how many are if not.
+// Admit implements Admitter: it deletes the image's Jobs of earlier
+// generations, then starts its build Job if fewer than Max build Jobs are
+// running, and says how many are if not.
 func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (bool, string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	name := jobName(img)
+	if err := b.deleteEarlierJobs(ctx, img); err != nil {
+		return false, "", err
+	}
 	if b.Max > 0 {
 		var jobs batchv1.JobList
 		if err := b.Reader.List(ctx, &jobs, client.HasLabels{labelNixImage}); err != nil {
@@ -159,6 +164,28 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 	}
 	if err := b.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating build Job %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteEarlierJobs deletes the image's build Jobs of earlier generations
+// (its spec changed): they build what is no longer asked for, and a running
+// one holds a build slot. Their pods go with them.
+func (b *JobBuilder) deleteEarlierJobs(ctx context.Context, img *v1alpha1.NixImage) error {
+	var jobs batchv1.JobList
+	if err := b.Reader.List(ctx, &jobs, client.InNamespace(img.Namespace), client.MatchingLabels{labelNixImage: img.Name}); err != nil {
+		return err
+	}
+	current := jobName(img)
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if j.Name == current || !metav1.IsControlledBy(j, img) || !j.DeletionTimestamp.IsZero() {
+			continue
+		}
+		err := b.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting build Job %s of an earlier generation: %w", j.Name, err)
+		}
 	}
 	return nil
 }

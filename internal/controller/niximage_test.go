@@ -329,3 +329,52 @@ func TestJobTook(t *testing.T) {
 		})
 	}
 }
+
+// A NixImage whose spec changes while its Job builds gets a Job for the new
+// generation, and the earlier generation's Job is deleted: it builds what
+// is no longer asked for, and does not hold the build slot the new one
+// needs.
+func TestEarlierGenerationsJobIsDeleted(t *testing.T) {
+	c := kube.Get(t)
+	cl, _ := startController(t, func(o *Options) {
+		o.MaxBuilds = 1
+		// This cluster has no node: the first Job is still running when
+		// the spec changes.
+		o.Builder = &JobBuilder{Logs: c.Client(), Image: "kix.local/kix:test", Command: []string{"kix"}}
+	})
+	ns := c.Namespace(t)
+	ctx := context.Background()
+	direct := newClient(t)
+	jobs := func() []string {
+		var list batchv1.JobList
+		if err := direct.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, j := range list.Items {
+			if j.DeletionTimestamp.IsZero() {
+				names = append(names, j.Name)
+			}
+		}
+		return names
+	}
+	if err := cl.Create(ctx, newImage(ns, "changing", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "changing", v1alpha1.NixImageBuilding)
+	first := jobName(img)
+	if got := jobs(); !slices.Equal(got, []string{first}) {
+		t.Fatalf("Jobs %v, want %s", got, first)
+	}
+
+	update(t, direct, img, func(i *v1alpha1.NixImage) { i.Spec.Contents = []string{"hello", "greeting"} })
+	img = waitPhase(t, direct, ns, "changing", v1alpha1.NixImageBuilding) // the cache may hold the first generation still
+	second := jobName(img)
+	if second == first {
+		t.Fatalf("the second generation's Job is %s, the first's", second)
+	}
+	eventually(t, 30*time.Second, "only the second generation's Job", func() (bool, string) {
+		got := jobs()
+		return slices.Equal(got, []string{second}), fmt.Sprint(got)
+	})
+}
