@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -60,42 +61,49 @@ func (p *PackageSet) Build(ctx context.Context, attrs []string) ([]string, error
 	if err := json.Unmarshal(out, &built); err != nil {
 		return nil, fmt.Errorf("nix build %s: decoding output: %w", p.Ref, err)
 	}
-	if len(built) != len(attrs) {
-		return nil, fmt.Errorf("nix build %s: asked for %d attributes, got %d results", p.Ref, len(attrs), len(built))
-	}
-	paths := make([]string, len(built))
-	for i, b := range built {
-		out, ok := b.Outputs["out"]
-		if !ok && len(b.Outputs) > 0 {
-			names := slices.Sorted(func(yield func(string) bool) {
-				for n := range b.Outputs {
-					if !yield(n) {
-						return
-					}
-				}
-			})
-			out = b.Outputs[names[0]]
+	if len(attrs) == 1 {
+		if len(built) != 1 {
+			return nil, fmt.Errorf("nix build %s: asked for 1 attribute, got %d results", p.Ref, len(built))
 		}
-		if out == "" {
-			return nil, fmt.Errorf("%s in %s has no outputs", attrs[i], p.Ref)
+		o := defaultOutput(built[0].Outputs)
+		if o == "" {
+			return nil, fmt.Errorf("%s in %s has no outputs", attrs[0], p.Ref)
 		}
-		paths[i] = out
+		return []string{o}, nil
 	}
-	if len(paths) < 2 {
-		return paths, nil
-	}
-	// nix build answers in an order of its own; put the paths in the
-	// order asked, which PATH follows.
+	// nix build answers in an order of its own (Nix 2.8 sorts by
+	// derivation name) and as one result for two outputs of a derivation
+	// (pkg and pkg.out); the evaluated output paths give the order asked,
+	// which PATH follows.
 	ordered, err := p.outPaths(ctx, nixCmd, attrs)
 	if err != nil {
 		return nil, err
 	}
+	builtPaths := map[string]bool{}
+	for _, b := range built {
+		for _, o := range b.Outputs {
+			builtPaths[o] = true
+		}
+	}
 	for _, o := range ordered {
-		if !slices.Contains(paths, o) {
+		if !builtPaths[o] {
 			return nil, fmt.Errorf("nix build %s: %s was not among the results", p.Ref, o)
 		}
 	}
 	return ordered, nil
+}
+
+// defaultOutput picks the output nix build made of one attribute: "out"
+// if it made that one, else the first by name.
+func defaultOutput(outputs map[string]string) string {
+	if o, ok := outputs["out"]; ok {
+		return o
+	}
+	names := slices.Sorted(maps.Keys(outputs))
+	if len(names) == 0 {
+		return ""
+	}
+	return outputs[names[0]]
 }
 
 // outPaths evaluates the attributes' output paths, in order.
