@@ -18,6 +18,9 @@
   trustedPublicKeys,
   kubeletDir ? "/var/lib/kubelet",
   stateDir ? "/var/lib/kix-csi",
+  # Run in the node's network namespace, to reach a cache on the node
+  # itself; cluster DNS names still resolve.
+  hostNetwork ? false,
 }:
 let
   name = "kix-csi";
@@ -58,6 +61,8 @@ in
         spec = {
           serviceAccountName = name;
           priorityClassName = "system-node-critical";
+          inherit hostNetwork;
+          dnsPolicy = if hostNetwork then "ClusterFirstWithHostNet" else "ClusterFirst";
           containers = [
             {
               inherit name image;

@@ -54,19 +54,22 @@ func startKixCSI(t *testing.T, c *cluster.Cluster, args ...string) *csiNode {
 		"--kubelet-dir", c.Info.KubeletRootDir,
 	}, args...)
 	n.logs, _ = kixServer{name: "kix csi", args: args}.start(t)
-	waitUntil(t, 60*time.Second, "the kubelet registering csi.kix.dev", func() bool {
-		node, err := c.Client().StorageV1().CSINodes().Get(t.Context(), cluster.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		for _, d := range node.Spec.Drivers {
-			if d.Name == "csi.kix.dev" {
-				return true
-			}
-		}
-		return false
-	})
+	waitUntil(t, 60*time.Second, "the kubelet registering csi.kix.dev", func() bool { return csiRegistered(t, c) })
 	return n
+}
+
+// csiRegistered reports whether the node's CSINode lists csi.kix.dev.
+func csiRegistered(t *testing.T, c *cluster.Cluster) bool {
+	node, err := c.Client().StorageV1().CSINodes().Get(t.Context(), cluster.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	for _, d := range node.Spec.Drivers {
+		if d.Name == "csi.kix.dev" {
+			return true
+		}
+	}
+	return false
 }
 
 // viewMounts lists the mounts of this node's volume views.

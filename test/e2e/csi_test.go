@@ -261,3 +261,62 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// kix's own deployment of its CSI driver, deploy/csi.nix applied by kix
+// apply, runs as a DaemonSet pod on the harness node: it registers with the
+// kubelet without a sidecar, and a pod with an empty image runs hello from
+// a volume it mounts, through the pod's Bidirectional mount of the kubelet
+// folder. Deleting the pod unmounts the volume on the host.
+func TestCSIDriverDeployedByKix(t *testing.T) {
+	c := kube.Get(t)
+	driverNS, ns := c.Namespace(t), c.Namespace(t)
+	importKixImage(t, c)
+	if err := c.ImportScratch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hello := fixture.Build(t, "hello")
+	keys := t.TempDir()
+	public := strings.TrimSpace(runKix(t, "cache", "keygen", "kix-e2e-1", "--out-dir", keys))
+	cache := startKixCache(t, "--dir", fixture.NewBinaryCache(t, "zstd", hello).Dir,
+		"--secret-key", filepath.Join(keys, "kix-e2e-1.sec"))
+
+	dir, err := os.MkdirTemp("", "kix-csi-pod-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &csiNode{state: filepath.Join(dir, "state")}
+	t.Cleanup(func() {
+		unmountUnder(node.state)
+		os.RemoveAll(dir)
+	})
+	inventory := []string{"--kubeconfig", c.Info.Kubeconfig, "--inventory", "kix-csi", "--inventory-namespace", driverNS}
+	t.Cleanup(func() {
+		empty := filepath.Join(t.TempDir(), "empty.nix")
+		must(t, writeFile(empty, "[ ]"))
+		if _, stderr, code := kixCode(t, append([]string{"apply", "-f", empty, "--prune", "--allow-empty"}, inventory...)...); code != 0 {
+			t.Errorf("removing the CSI driver: %s", stderr)
+		}
+		waitUntil(t, 90*time.Second, "the driver's pod to stop", func() bool {
+			pods, err := c.Client().CoreV1().Pods(driverNS).List(context.Background(), metav1.ListOptions{})
+			return err == nil && len(pods.Items) == 0
+		})
+	})
+	runKix(t, append([]string{"apply", "-f", filepath.Join(fixture.Root(), "deploy", "csi.nix"), "--wait", "--timeout", "2m",
+		"--argstr", "image=" + kixImage, "--argstr", "namespace=" + driverNS,
+		"--arg", "substituters", `[ "` + cache + `" ]`, "--arg", "trustedPublicKeys", `[ "` + public + `" ]`,
+		"--argstr", "kubeletDir=" + c.Info.KubeletRootDir, "--argstr", "stateDir=" + node.state,
+		"--arg", "hostNetwork", "true"}, inventory...)...)
+	waitUntil(t, 60*time.Second, "the kubelet registering csi.kix.dev", func() bool { return csiRegistered(t, c) })
+
+	t.Cleanup(func() { deletePodsAndWait(t, c, ns, node) })
+	createPod(t, c, ns, "hello", []string{hello + "/bin/hello", "--linger"}, map[string]string{image.CurrentSystem(): hello})
+	waitForPod(t, c, ns, "hello", corev1.PodRunning)
+	waitUntil(t, 30*time.Second, "hello's logs", func() bool {
+		logs, err := c.Client().CoreV1().Pods(ns).GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(t.Context())
+		return err == nil && string(logs) == "Hello, world!\n"
+	})
+	if got := entries(t, filepath.Join(node.state, "volumes")); len(got) != 1 || len(node.viewMounts(t)) != 1 {
+		t.Errorf("the driver's volumes %v, view mounts on the host %v: want the pod's one", got, node.viewMounts(t))
+	}
+	deletePodsAndWait(t, c, ns, node)
+}

@@ -30,7 +30,9 @@ func kixPodImage(t *testing.T) v1.Image {
 		"usr/bin/nix":       "/usr/bin/nix",
 		"usr/bin/busybox":   "/usr/bin/busybox",
 	}
-	links := map[string]string{"bin/sh": "/usr/bin/busybox", "usr/libexec/nix/build-remote": "../../bin/nix"}
+	// busybox is also mount(8) and umount(8) for kix csi.
+	links := map[string]string{"bin/sh": "/usr/bin/busybox", "usr/bin/mount": "busybox", "usr/bin/umount": "busybox",
+		"usr/libexec/nix/build-remote": "../../bin/nix"}
 	for _, tool := range []string{"nix-build", "nix-store", "nix-instantiate", "nix-env", "nix-hash"} {
 		links["usr/bin/"+tool] = "nix"
 	}
