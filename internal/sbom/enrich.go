@@ -119,9 +119,9 @@ type Sources struct {
 //
 //  1. each component's deriver gives pname and version, when the
 //     derivation sets both, and the patches;
-//  2. the Nix expression's packages give pname, version, licences,
-//     homepage, description and CPE of the components that are their
-//     outputs.
+//  2. the Nix expression's packages give pname and version (when the
+//     package sets both), licences, homepage, description and CPE of the
+//     components that are their outputs.
 //
 // So where a package's attributes and its derivation disagree on pname or
 // version, the expression wins: it is what the user wrote.
@@ -184,9 +184,8 @@ func (d *Document) applyPackages(pkgs []*nix.Package) {
 		if !ok {
 			continue
 		}
-		if p.Pname != "" {
-			c.Name = p.Pname
-			c.Version = p.Version
+		if p.Pname != "" && p.Version != "" {
+			c.Name, c.Version = p.Pname, p.Version
 		}
 		c.Licenses = nil
 		for _, l := range p.Licenses {

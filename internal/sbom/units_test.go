@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kix-project/kix/internal/nix"
 )
 
 func TestParseDrvName(t *testing.T) {
@@ -271,5 +273,24 @@ func TestRandomSerial(t *testing.T) {
 			t.Errorf("random serial %s: want a version 4 UUID other than %v", s, seen)
 		}
 		seen[s] = true
+	}
+}
+
+// A package gives its component a name and version only when it sets both:
+// a pname without a version does not wipe the version the store path or
+// the derivation gave.
+func TestPackagesNeedPnameAndVersion(t *testing.T) {
+	const a, b = "/nix/store/00000000000000000000000000000000-hello-2.12", "/nix/store/11111111111111111111111111111111-tool-1.0"
+	d := &Document{Components: []*Component{{StorePath: a, Name: "hello", Version: "2.12"}, {StorePath: b, Name: "tool", Version: "1.0"}}}
+	err := d.Enrich(Sources{Packages: []*nix.Package{
+		{Pname: "hello-renamed", Outputs: map[string]string{"out": a}},
+		{Pname: "tool-renamed", Version: "1.1", Outputs: map[string]string{"out": b}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{d.Components[0].Name + " " + d.Components[0].Version, d.Components[1].Name + " " + d.Components[1].Version}
+	if want := []string{"hello 2.12", "tool-renamed 1.1"}; !cmp.Equal(got, want) {
+		t.Errorf("components %q, want %q", got, want)
 	}
 }
