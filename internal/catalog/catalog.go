@@ -216,7 +216,7 @@ func Customize(ctx context.Context, src v1alpha1.BlockSource, values []byte) (st
 	if !json.Valid(values) {
 		return "", fmt.Errorf("values are not JSON")
 	}
-	value, _, err := eval.Value(ctx, eval.Options{File: src.File, Attr: src.Attribute, Apply: fmt.Sprintf(customizeApplied, eval.NixString(string(values)))})
+	value, _, err := eval.Value(ctx, eval.Options{File: src.File, Attr: src.Attribute, Apply: fmt.Sprintf(customizeApplied, nix.Quote(string(values)))})
 	if err != nil {
 		return "", err
 	}

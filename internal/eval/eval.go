@@ -221,10 +221,6 @@ func Value(ctx context.Context, opts Options) (any, []string, error) {
 	return evalNix(ctx, opts, sourceName(opts))
 }
 
-// NixString quotes s as a Nix string literal, for expressions built in Go
-// (nix.Quote).
-func NixString(s string) string { return nix.Quote(s) }
-
 // realise builds the derivations in the context and returns every store
 // path the value refers to.
 func realise(ctx context.Context, opts Options, out nixOutput) ([]string, error) {
