@@ -32,7 +32,8 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // Run runs a Nix command and returns what it wrote to stdout. What it
 // writes to stderr also goes to log, if not nil. If the command runs and
 // fails the error is a *CommandError; if it cannot start (no such
-// command), the error says "running <name>".
+// command), the error says "running <name>"; if ctx ends first, the error
+// wraps ctx's cause.
 func Run(ctx context.Context, log io.Writer, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stdout, stderr bytes.Buffer
@@ -45,6 +46,9 @@ func Run(ctx context.Context, log io.Writer, name string, args ...string) ([]byt
 	switch {
 	case errors.As(err, &execErr):
 		return nil, fmt.Errorf("running %s: %w", name, err)
+	case err != nil && ctx.Err() != nil:
+		// Killed because ctx ended: say so, not "signal: killed".
+		return nil, fmt.Errorf("%s stopped: %w", name, context.Cause(ctx))
 	case err != nil:
 		return nil, &CommandError{Err: err, Stderr: strings.TrimSpace(stderr.String())}
 	}

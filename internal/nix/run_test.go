@@ -2,11 +2,13 @@ package nix
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kix-project/kix/test/testenv"
 )
@@ -73,5 +75,20 @@ func TestLastLines(t *testing.T) {
 		if got := lastLines(tt.in, tt.n); got != tt.want {
 			t.Errorf("lastLines(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 		}
+	}
+}
+
+// A command killed because its context ended fails with the context's
+// error, so callers can tell a cancelled build from a failed one.
+func TestRunStoppedByContext(t *testing.T) {
+	sleep := testenv.LookPath(t, "sleep")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+	}()
+	_, err := Run(ctx, nil, sleep, "600")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run stopped by its context: %v, want context.Canceled", err)
 	}
 }
