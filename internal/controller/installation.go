@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -165,27 +164,6 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 // shortened if that is longer than an object's name may be.
 func inventoryName(inst *v1alpha1.Installation) string {
 	return shorten("kix-installation-"+inst.Name, validation.DNS1123SubdomainMaxLength)
-}
-
-// labelValue is an object's name as a label value: the name if it fits,
-// else shortened. Two names may share a value, so what a label finds is
-// checked against the name (a tenant block's spec.owner; an applied
-// object's Installation is looked up by the value, see ownerInstallation).
-func labelValue(name string) string {
-	return shorten(name, validation.LabelValueMaxLength)
-}
-
-// shorten fits a name into n characters: the name itself if it fits, else
-// its start and a hash of the whole. For n = 23, "a-very-long-installation"
-// becomes "a-very-long-" and the first ten hex digits of its SHA-256. A
-// shortened name ends alphanumeric, as names and label values must.
-func shorten(name string, n int) string {
-	if len(name) <= n {
-		return name
-	}
-	sum := sha256.Sum256([]byte(name))
-	hash := hex.EncodeToString(sum[:])[:10]
-	return strings.TrimRight(name[:n-len(hash)-1], "-.") + "-" + hash
 }
 
 // tenantBlockName names an Installation's own customisation of a block:

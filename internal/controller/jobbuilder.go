@@ -113,7 +113,7 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req Buil
 	return nil, nil // still running
 }
 
-// labelNixImage marks build Jobs with their image's name.
+// labelNixImage marks build Jobs with their image's name, as a labelValue.
 const labelNixImage = "kix.dev/niximage"
 
 // jobName names the Job building a generation of an image: its whole
@@ -153,10 +153,10 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 		pod.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 	}
 	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{labelNixImage: img.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{labelNixImage: labelValue(img.Name)}},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &backoff,
-			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelNixImage: img.Name}}, Spec: pod},
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelNixImage: labelValue(img.Name)}}, Spec: pod},
 		},
 	}
 	if err := controllerutil.SetControllerReference(img, job, b.Client.Scheme()); err != nil {
@@ -173,7 +173,7 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 // one holds a build slot. Their pods go with them.
 func (b *JobBuilder) deleteEarlierJobs(ctx context.Context, img *v1alpha1.NixImage) error {
 	var jobs batchv1.JobList
-	if err := b.Reader.List(ctx, &jobs, client.InNamespace(img.Namespace), client.MatchingLabels{labelNixImage: img.Name}); err != nil {
+	if err := b.Reader.List(ctx, &jobs, client.InNamespace(img.Namespace), client.MatchingLabels{labelNixImage: labelValue(img.Name)}); err != nil {
 		return err
 	}
 	current := jobName(img)

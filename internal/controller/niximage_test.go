@@ -333,8 +333,14 @@ func TestJobTook(t *testing.T) {
 // A NixImage whose spec changes while its Job builds gets a Job for the new
 // generation, and the earlier generation's Job is deleted: it builds what
 // is no longer asked for, and does not hold the build slot the new one
-// needs.
+// needs. So too for a name longer than a label value.
 func TestEarlierGenerationsJobIsDeleted(t *testing.T) {
+	for _, tc := range []struct{ test, name string }{{"short name", "changing"}, {"long name", longImageName}} {
+		t.Run(tc.test, func(t *testing.T) { earlierGenerationsJobIsDeleted(t, tc.name) })
+	}
+}
+
+func earlierGenerationsJobIsDeleted(t *testing.T, name string) {
 	c := kube.Get(t)
 	cl, _ := startController(t, func(o *Options) {
 		o.MaxBuilds = 1
@@ -358,17 +364,17 @@ func TestEarlierGenerationsJobIsDeleted(t *testing.T) {
 		}
 		return names
 	}
-	if err := cl.Create(ctx, newImage(ns, "changing", "hello")); err != nil {
+	if err := cl.Create(ctx, newImage(ns, name, "hello")); err != nil {
 		t.Fatal(err)
 	}
-	img := waitPhase(t, cl, ns, "changing", v1alpha1.NixImageBuilding)
+	img := waitPhase(t, cl, ns, name, v1alpha1.NixImageBuilding)
 	first := jobName(img)
 	if got := jobs(); !slices.Equal(got, []string{first}) {
 		t.Fatalf("Jobs %v, want %s", got, first)
 	}
 
 	update(t, direct, img, func(i *v1alpha1.NixImage) { i.Spec.Contents = []string{"hello", "greeting"} })
-	img = waitPhase(t, direct, ns, "changing", v1alpha1.NixImageBuilding) // the cache may hold the first generation still
+	img = waitPhase(t, direct, ns, name, v1alpha1.NixImageBuilding) // the cache may hold the first generation still
 	second := jobName(img)
 	if second == first {
 		t.Fatalf("the second generation's Job is %s, the first's", second)
@@ -378,3 +384,6 @@ func TestEarlierGenerationsJobIsDeleted(t *testing.T) {
 		return slices.Equal(got, []string{second}), fmt.Sprint(got)
 	})
 }
+
+// longImageName is a NixImage name longer than a label value.
+var longImageName = "an-image-whose-name-is-" + strings.Repeat("long", 19) + "er"
