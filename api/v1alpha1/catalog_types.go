@@ -84,6 +84,14 @@ type InstallationSpec struct {
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless
 	Values *runtime.RawExtension `json:"values,omitempty"`
+	// ServiceAccountName is a service account of the Installation's
+	// namespace whose rights the block's objects are applied, pruned and
+	// deleted with (the controller impersonates it); without it, the
+	// controller's --default-service-account, or if that is empty too, the
+	// controller's own rights.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // InstallationStatus is what the controller applied.
