@@ -387,6 +387,21 @@ func TestBuildSpec(t *testing.T) {
 		t.Errorf("entrypoint %v", cf.Config.Entrypoint)
 	}
 
+	// A name longer than a store path's (a NixImage's namespace and name)
+	// still gives a spec, and two such names give two specs.
+	long := strings.Repeat("n", 253)
+	var specs []string
+	for _, name := range []string{long + "-a", long + "-b"} {
+		p, err := BuildSpec(context.Background(), PackageRequest{Name: name, PackageSet: fixture.Dir(), Contents: []string{"hello"}})
+		if err != nil {
+			t.Fatalf("a long name: %v", err)
+		}
+		specs = append(specs, p)
+	}
+	if specs[0] == specs[1] || !strings.HasSuffix(specs[0], "-image-spec.json") {
+		t.Errorf("specs of two long names: %q", specs)
+	}
+
 	_, err = BuildSpec(context.Background(), PackageRequest{Name: "x", PackageSet: fixture.Dir(), Contents: []string{"no-such-package"}})
 	if !errors.Is(err, nix.ErrUnknownAttribute) || !strings.Contains(err.Error(), "no-such-package") {
 		t.Errorf("missing package: %v", err)

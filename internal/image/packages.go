@@ -2,6 +2,8 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -12,7 +14,8 @@ import (
 // PackageRequest asks for an image of packages from a package set: what a
 // NixImage says, or `kix image build`.
 type PackageRequest struct {
-	// Name names the image spec's store path (<name>-image-spec.json).
+	// Name names the image spec's store path (<name>-image-spec.json; a
+	// long name is cut short, ending in a hash of the whole).
 	Name string
 	// PackageSet is a Nix file or flake whose attributes Contents names.
 	PackageSet string
@@ -53,5 +56,21 @@ func BuildSpec(ctx context.Context, req PackageRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return nix.AddText(ctx, req.Name+"-image-spec.json", string(text), slices.Compact(slices.Sorted(slices.Values(roots))))
+	return nix.AddText(ctx, specName(req.Name), string(text), slices.Compact(slices.Sorted(slices.Values(roots))))
+}
+
+// maxStoreName is the longest name a store path may have.
+const maxStoreName = 211
+
+// specName names an image spec's store path: <name>-image-spec.json, with
+// a name too long for a store path cut short and ended by a hash of the
+// whole, so two long names still name two paths.
+func specName(name string) string {
+	const suffix = "-image-spec.json"
+	if len(name)+len(suffix) <= maxStoreName {
+		return name + suffix
+	}
+	sum := sha256.Sum256([]byte(name))
+	tag := "-" + hex.EncodeToString(sum[:5])
+	return name[:maxStoreName-len(suffix)-len(tag)] + tag + suffix
 }
