@@ -133,7 +133,7 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 				return results, err
 			}
 		}
-		opts.progress("applying %d %s", len(items), s)
+		opts.progress("applying %s", s.count(len(items)))
 		stageResults, err := m.applyStage(ctx, items, live, p.namespaceObjects(), opts, cs)
 		for id, r := range stageResults {
 			results[id] = r
@@ -438,7 +438,7 @@ func (w *intentWriter) before(ctx context.Context, s Stage) error {
 // waitEstablished waits until the CRDs just applied are Established, so
 // custom resources of them can be applied in later stages.
 func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyOptions) error {
-	opts.progress("waiting for %d CustomResourceDefinitions to be established", len(crds))
+	opts.progress("waiting for %s to be established", plural(len(crds), "CustomResourceDefinition"))
 	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	deadline := time.Now().Add(time.Minute)
 	for _, it := range crds {

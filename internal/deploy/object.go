@@ -78,6 +78,23 @@ var stageNames = []string{"CRDs", "namespaces", "cluster-scoped objects", "names
 
 func (s Stage) String() string { return stageNames[s] }
 
+// count says how many objects of the stage there are: "1 namespace",
+// "3 namespaces".
+func (s Stage) count(n int) string {
+	if n == 1 {
+		return "1 " + strings.TrimSuffix(stageNames[s], "s")
+	}
+	return fmt.Sprintf("%d %s", n, stageNames[s])
+}
+
+// plural says n things: "1 object", "2 objects".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 var webhookKinds = map[schema.GroupKind]bool{
 	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:     true,
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}:   true,

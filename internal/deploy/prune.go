@@ -117,7 +117,7 @@ func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState,
 		return err
 	}
 	if len(doomed) > 0 {
-		opts.progress("pruning %d objects that left %s", len(doomed), inv)
+		opts.progress("pruning %s that left %s", plural(len(doomed), "object"), inv)
 	}
 	for s := StageWebhooks; s >= StageCRDs; s-- {
 		var batch []*member

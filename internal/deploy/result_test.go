@@ -14,3 +14,18 @@ func TestChangeSetSummary(t *testing.T) {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }
+
+func TestProgressCounts(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{StageNamespaces.count(1), "1 namespace"},
+		{StageNamespaces.count(10), "10 namespaces"},
+		{StageClusterScoped.count(1), "1 cluster-scoped object"},
+		{StageCRDs.count(2), "2 CRDs"},
+		{plural(1, "object"), "1 object"},
+		{plural(0, "object"), "0 objects"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
