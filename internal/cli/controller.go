@@ -32,6 +32,7 @@ type ControllerOptions struct {
 	LeaderElectionNS  string
 	MaxBuilds         int
 	Resync            time.Duration
+	DefaultSA         string
 	BuilderKind       string
 	BuildJobImage     string
 	BuildJobCommand   string
@@ -55,6 +56,10 @@ func NewCmdController(streams IOStreams) *cobra.Command {
   Installation   applies a BuildingBlock of the catalogue (kix catalog
                  publish), customised with its values, and keeps it applied:
                  hand edits are reverted, upgrades prune, deletes clean up.
+                 Its objects are written as its spec.serviceAccountName,
+                 or --default-service-account: without either, with this
+                 controller's own rights, so set it when tenants may create
+                 Installations.
 
 Builds run with this machine's Nix (--builder nix), which must share its
 store with kix registry, or each in a Kubernetes Job (--builder job).`,
@@ -76,6 +81,7 @@ store with kix registry, or each in a Kubernetes Job (--builder job).`,
 	fs.StringVar(&opts.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's)")
 	fs.IntVar(&opts.MaxBuilds, "max-builds", 2, "NixImages built at once (with --builder job: build Jobs running at once; others wait, Pending)")
 	fs.DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often Installations are applied again (reverting hand edits)")
+	fs.StringVar(&opts.DefaultSA, "default-service-account", "", "service account, in the Installation's namespace, whose rights Installations without spec.serviceAccountName are applied with; if empty, they get the controller's own rights (set it when tenants may create Installations)")
 	fs.StringVar(&opts.BuilderKind, "builder", "nix", "where NixImages are built: nix (here) or job (a Kubernetes Job per build)")
 	fs.StringVar(&opts.BuildJobImage, "build-job-image", "", "--builder job: the image that runs kix image build")
 	fs.StringVar(&opts.BuildJobCommand, "build-job-command", "kix", "--builder job: how to run kix in that image (space-separated)")
@@ -101,7 +107,7 @@ func controllerRun(ctx context.Context, opts *ControllerOptions) error {
 		MetricsAddr: opts.MetricsAddr, HealthAddr: opts.HealthAddr,
 		LeaderElection: opts.LeaderElect, LeaderElectionNamespace: opts.LeaderElectionNS,
 		PackageSet: opts.PackageSet, AllowedPackageSets: opts.AllowPackageSets, Registry: opts.Registry, MaxBuilds: opts.MaxBuilds,
-		Images: images, Resync: opts.Resync,
+		Images: images, Resync: opts.Resync, DefaultServiceAccount: opts.DefaultSA,
 	}
 	switch opts.BuilderKind {
 	case "nix":

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -31,6 +32,7 @@ const (
 	ReasonCustomizeFailed = "CustomizeFailed"
 	ReasonApplyFailed     = "ApplyFailed"
 	ReasonNotCustomizable = "NotCustomizable"
+	ReasonDeleteFailed    = "DeleteFailed"
 )
 
 // Labels on the objects an Installation applies; they lead watches back to
@@ -46,10 +48,22 @@ const (
 // applied: on a schedule and whenever one of its objects changes, so hand
 // edits are reverted; a new version prunes what it dropped; deleting the
 // Installation deletes its objects first (finalizer).
+//
+// The block's objects are applied, pruned and deleted as the
+// Installation's service account (see serviceAccountUser), so an
+// Installation can do no more than that account may; the catalogue is read
+// and the status written with the controller's own rights.
 type InstallationReconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
-	Deploy   *deploy.Manager
+	Client client.Client
+	// APIReader reads what the manager does not cache (namespaces); Client
+	// if nil.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Deployers *Deployers
+	// DefaultServiceAccount is the service account, in an Installation's
+	// namespace, of Installations that name none; if empty, they are
+	// applied with the controller's own rights.
+	DefaultServiceAccount string
 	// Resync is how often an applied Installation is applied again.
 	Resync time.Duration
 }
@@ -83,7 +97,11 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, ReasonApplyFailed, err.Error()))
 	}
-	cs, err := r.Deploy.Apply(ctx, res.Objects, deploy.ApplyOptions{
+	dm, err := r.Deployers.As(serviceAccountUser(&inst, r.DefaultServiceAccount))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	cs, err := dm.Apply(ctx, res.Objects, deploy.ApplyOptions{
 		DefaultNamespace: inst.Namespace,
 		Inventory:        &inv,
 		Prune:            true,
@@ -208,21 +226,56 @@ func (r *InstallationReconciler) notReady(ctx context.Context, inst *v1alpha1.In
 }
 
 // uninstall deletes what the Installation applied, its own blocks, and
-// then lets it go.
+// then lets it go. A delete the server refuses is recorded in the Ready
+// condition (DeleteFailed) and retried, unless the namespace is being
+// deleted and the service account was refused: then it lets go with a
+// warning event, the namespace's deletion removing the objects in it.
 func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) error {
 	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
 		return nil
 	}
-	_, err := r.Deploy.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
-	if err != nil && !errors.Is(err, deploy.ErrNoInventory) {
-		return fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
+	dm, err := r.Deployers.As(serviceAccountUser(inst, r.DefaultServiceAccount))
+	if err != nil {
+		return err
+	}
+	_, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+	removed := err == nil || errors.Is(err, deploy.ErrNoInventory)
+	if !removed {
+		err = fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
+		terminating, nsErr := r.namespaceTerminating(ctx, inst.Namespace)
+		if !apierrors.IsForbidden(err) || !terminating {
+			// The finalizer stays and the delete is retried with
+			// back-off, until the service account may delete the objects
+			// (or the Installation names one that may).
+			return errors.Join(err, nsErr, r.notReady(ctx, inst, ReasonDeleteFailed, err.Error()))
+		}
+		// The namespace's deletion takes what is in it, and may already
+		// have taken the service account's rights: waiting for them
+		// would keep the namespace forever.
+		r.event(inst, corev1.EventTypeWarning, ReasonDeleteFailed, "%s; the namespace is being deleted, so the Installation goes without", truncate(err.Error(), 1024))
 	}
 	if err := r.removeOtherTenantBlocks(ctx, inst, ""); err != nil {
 		return err
 	}
-	r.event(inst, corev1.EventTypeNormal, "Uninstalled", "removed the objects of %s", inv.Namespace+"/"+inv.Name)
+	if removed {
+		r.event(inst, corev1.EventTypeNormal, "Uninstalled", "removed the objects of %s", inv.Namespace+"/"+inv.Name)
+	}
 	controllerutil.RemoveFinalizer(inst, installationFinalizer)
 	return r.Client.Update(ctx, inst)
+}
+
+// namespaceTerminating reports whether a namespace is being deleted (or
+// gone).
+func (r *InstallationReconciler) namespaceTerminating(ctx context.Context, name string) (bool, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	var ns corev1.Namespace
+	if err := reader.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	return !ns.DeletionTimestamp.IsZero(), nil
 }
 
 // removeOtherTenantBlocks deletes the Installation's own blocks except

@@ -291,11 +291,7 @@ func tenantBlocks(t *testing.T, ns, name string) []string {
 // back-off.
 func reconcileByHand(t *testing.T, ns, name string) (ctrl.Result, error) {
 	t.Helper()
-	dm, err := deploy.NewManager(kube.Get(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &InstallationReconciler{Client: newClient(t), Recorder: events.NewFakeRecorder(100), Deploy: dm, Resync: time.Hour}
+	r := &InstallationReconciler{Client: newClient(t), Recorder: events.NewFakeRecorder(100), Deployers: NewDeployers(kube.Get(t).RESTConfig()), Resync: time.Hour}
 	return r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 }
 

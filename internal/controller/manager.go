@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kix-project/kix/api/v1alpha1"
-	"github.com/kix-project/kix/internal/deploy"
 	"github.com/kix-project/kix/internal/image"
 )
 
@@ -53,6 +52,10 @@ type Options struct {
 	Images *image.Builder
 	// Resync re-applies Installations this often.
 	Resync time.Duration
+	// DefaultServiceAccount is the service account, in an Installation's
+	// namespace, whose rights Installations naming none are applied with;
+	// if empty, they are applied with the controller's own rights.
+	DefaultServiceAccount string
 }
 
 // Scheme holds the types kix controller works with.
@@ -128,11 +131,10 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := images.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	dm, err := deploy.NewManager(cfg)
-	if err != nil {
-		return nil, err
+	installs := &InstallationReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kix-controller"),
+		Deployers: NewDeployers(cfg), DefaultServiceAccount: opts.DefaultServiceAccount, Resync: opts.Resync,
 	}
-	installs := &InstallationReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kix-controller"), Deploy: dm, Resync: opts.Resync}
 	if err := installs.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

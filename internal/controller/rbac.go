@@ -3,8 +3,11 @@ package controller
 // The permissions kix controller needs for itself; config/rbac/role.yaml
 // (ClusterRole kix-controller) is generated from these markers by
 // `make generate`. What Installations apply is the provider's choice and is
-// bound separately (deploy/default.nix: installerRole).
+// bound separately (deploy/default.nix: installerRole), or to the service
+// accounts Installations are applied as, which the controller impersonates.
 //
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=kix.dev,resources=niximages;installations,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kix.dev,resources=niximages/status;installations/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kix.dev,resources=installations/finalizers,verbs=update

@@ -1,0 +1,66 @@
+package controller
+
+import (
+	"sync"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/deploy"
+)
+
+// Deployers hands out a deploy.Manager for each identity the controller
+// applies Installations as: its own, or a service account it
+// impersonates. A Manager discovers the cluster's kinds and keeps what it
+// learnt, so each identity's is made once and reused.
+type Deployers struct {
+	config *rest.Config
+
+	mu       sync.Mutex
+	managers map[string]*deploy.Manager // by impersonated user; "" is the controller itself
+}
+
+// NewDeployers makes Managers from cfg, the controller's own connection.
+func NewDeployers(cfg *rest.Config) *Deployers {
+	return &Deployers{config: cfg, managers: map[string]*deploy.Manager{}}
+}
+
+// As returns the Manager acting as user, impersonating it, or with the
+// controller's own rights if user is "". The API server gives an
+// impersonated service account's user its groups.
+func (d *Deployers) As(user string) (*deploy.Manager, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m, ok := d.managers[user]; ok {
+		return m, nil
+	}
+	m, err := deploy.NewManager(d.configAs(user))
+	if err != nil {
+		return nil, err
+	}
+	d.managers[user] = m
+	return m, nil
+}
+
+// configAs is the controller's connection acting as user ("": itself).
+func (d *Deployers) configAs(user string) *rest.Config {
+	cfg := rest.CopyConfig(d.config)
+	if user != "" {
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	}
+	return cfg
+}
+
+// serviceAccountUser is the user an Installation's objects are written
+// as: its spec.serviceAccountName, or else the default service account
+// name, in its namespace; "" (the controller itself) if both are empty.
+func serviceAccountUser(inst *v1alpha1.Installation, defaultName string) string {
+	name := inst.Spec.ServiceAccountName
+	if name == "" {
+		name = defaultName
+	}
+	if name == "" {
+		return ""
+	}
+	return "system:serviceaccount:" + inst.Namespace + ":" + name
+}

@@ -1,0 +1,262 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kix-project/kix/api/v1alpha1"
+)
+
+// installerVerbs are what the deploy engine does to the hello-web block's
+// objects and its inventory, as the README says: read, apply (server-side,
+// creating), prune.
+var installerVerbs = []string{"get", "list", "create", "patch", "delete"}
+
+// serviceAccount makes a service account with no rights.
+func serviceAccount(t *testing.T, ns, name string) {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := newClient(t).Create(context.Background(), sa); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// grant gives a service account, by a Role of its namespace bound to it,
+// the verbs on ConfigMaps (the block's and the inventory) and on
+// Deployments; granting again changes the Role.
+func grant(t *testing.T, ns, sa string, configMapVerbs, deploymentVerbs []string) {
+	t.Helper()
+	ctx := context.Background()
+	cl := newClient(t)
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: configMapVerbs},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: deploymentVerbs},
+		},
+	}
+	err := cl.Create(ctx, role)
+	if apierrors.IsAlreadyExists(err) {
+		update(t, cl, &rbacv1.Role{ObjectMeta: role.ObjectMeta}, func(r *rbacv1.Role) { r.Rules = role.Rules })
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}},
+	}
+	if err := cl.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedAs checks that an Installation is not Ready because the server
+// refused its service account, naming the user and the inventory it could
+// not read, and applied nothing.
+func refusedAs(t *testing.T, ns, name, sa string) {
+	t.Helper()
+	inst := waitReady(t, ns, name, metav1.ConditionFalse, ReasonApplyFailed)
+	msg := readyCondition(inst.Status.Conditions).Message
+	for _, says := range []string{"forbidden", `"system:serviceaccount:` + ns + ":" + sa + `"`, "kix-installation-" + name} {
+		if !strings.Contains(msg, says) {
+			t.Errorf("message %q does not say %s", msg, says)
+		}
+	}
+	nothingApplied(t, ns, name)
+}
+
+// An Installation is applied with its service account's rights, not the
+// controller's: with none it is refused and applies nothing; with too few
+// the refusal names the object; with a Role for its namespace's ConfigMaps
+// and Deployments it goes Ready.
+func TestInstallationAsServiceAccount(t *testing.T) {
+	cl, ns := startInstallations(t)
+	ctx := context.Background()
+	serviceAccount(t, ns, "installer")
+	inst := newInstallation(ns, "web", "hello-web", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	refusedAs(t, ns, "web", "installer")
+
+	// Failures are retried: the next ones find the new rights.
+	readOnly := []string{"get", "list"}
+	grant(t, ns, "installer", installerVerbs, readOnly)
+	deployment := "Deployment/" + ns + "/web: "
+	eventually(t, 60*time.Second, "the Deployment refused", func() (bool, string) {
+		var inst v1alpha1.Installation
+		if err := newClient(t).Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &inst); err != nil {
+			return false, err.Error()
+		}
+		c := readyCondition(inst.Status.Conditions)
+		if c == nil {
+			return false, "no Ready condition"
+		}
+		return c.Reason == ReasonApplyFailed && strings.Contains(c.Message, deployment) && strings.Contains(c.Message, "forbidden"), c.Message
+	})
+	// The stage is validated as a whole before it is applied.
+	if _, err := configMap(t, ns, "greeting"); !apierrors.IsNotFound(err) {
+		t.Errorf("greeting applied with the Deployment refused: %v", err)
+	}
+	if err := newClient(t).Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Deployment web applied without the right: %v", err)
+	}
+
+	grant(t, ns, "installer", installerVerbs, installerVerbs)
+	inst = waitReady(t, ns, "web", metav1.ConditionTrue, ReasonApplied)
+	if inst.Status.Objects != 3 {
+		t.Errorf("status %+v", inst.Status)
+	}
+	if cm, err := configMap(t, ns, "greeting"); err != nil || cm.Labels[LabelInstallation] != "web" {
+		t.Errorf("greeting: %v %v", cm.Labels, err)
+	}
+	if err := newClient(t).Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &appsv1.Deployment{}); err != nil {
+		t.Errorf("Deployment web: %v", err)
+	}
+}
+
+// Deleting an Installation whose service account may not delete its
+// objects keeps it, says why in its Ready condition and retries; once the
+// account may, the objects and the Installation go.
+func TestInstallationDeleteRefused(t *testing.T) {
+	cl, ns := startInstallations(t)
+	ctx := context.Background()
+	serviceAccount(t, ns, "installer")
+	noDelete := slices.DeleteFunc(slices.Clone(installerVerbs), func(v string) bool { return v == "delete" })
+	grant(t, ns, "installer", noDelete, noDelete)
+	inst := newInstallation(ns, "web", "hello-web", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "web", metav1.ConditionTrue, ReasonApplied)
+	if err := cl.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	inst = waitReady(t, ns, "web", metav1.ConditionFalse, ReasonDeleteFailed)
+	if msg := readyCondition(inst.Status.Conditions).Message; !strings.Contains(msg, "forbidden") || !strings.Contains(msg, "system:serviceaccount:"+ns+":installer") {
+		t.Errorf("message %q does not say the service account was refused", msg)
+	}
+	if _, err := configMap(t, ns, "greeting"); err != nil {
+		t.Errorf("greeting while the delete is refused: %v", err)
+	}
+
+	grant(t, ns, "installer", installerVerbs, installerVerbs)
+	eventually(t, 60*time.Second, "the Installation gone", func() (bool, string) {
+		err := cl.Get(ctx, client.ObjectKeyFromObject(inst), &v1alpha1.Installation{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	for _, name := range []string{"greeting", "kix-installation-web"} {
+		if _, err := configMap(t, ns, name); !apierrors.IsNotFound(err) {
+			t.Errorf("%s after the delete: %v", name, err)
+		}
+	}
+}
+
+// Deleting a namespace deletes its Installations even when their service
+// account may not delete their objects (or has lost its rights with the
+// namespace's Roles): the namespace's deletion takes the objects.
+func TestNamespaceDeleteWithRefusedInstallation(t *testing.T) {
+	cl, _ := startInstallations(t)
+	ctx := context.Background()
+	direct := newClient(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ns-delete-"}}
+	if err := direct.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.IgnoreNotFound(direct.Delete(context.Background(), ns)) })
+	serviceAccount(t, ns.Name, "installer")
+	noDelete := slices.DeleteFunc(slices.Clone(installerVerbs), func(v string) bool { return v == "delete" })
+	grant(t, ns.Name, "installer", noDelete, noDelete)
+	inst := newInstallation(ns.Name, "web", "hello-web", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns.Name, "web", metav1.ConditionTrue, ReasonApplied)
+
+	if err := direct.Delete(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "the namespace gone", func() (bool, string) {
+		var left v1alpha1.InstallationList
+		_ = direct.List(ctx, &left, client.InNamespace(ns.Name))
+		err := direct.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("%d Installations left; %v", len(left.Items), err)
+	})
+}
+
+// --default-service-account is the service account of Installations that
+// name none.
+func TestInstallationDefaultServiceAccount(t *testing.T) {
+	cl, _ := startController(t, func(o *Options) { o.DefaultServiceAccount = "kix-installer" })
+	publishCatalog(t)
+	ns := installNamespace(t, cl)
+	ctx := context.Background()
+	serviceAccount(t, ns, "kix-installer")
+	if err := cl.Create(ctx, newInstallation(ns, "web", "hello-web", "1.0", "")); err != nil {
+		t.Fatal(err)
+	}
+	refusedAs(t, ns, "web", "kix-installer")
+	grant(t, ns, "kix-installer", installerVerbs, installerVerbs)
+	waitReady(t, ns, "web", metav1.ConditionTrue, ReasonApplied)
+}
+
+// The API server gives an impersonated service account's user the
+// groups of a service account of its namespace, so a binding to those
+// groups holds for it too; the controller itself is not impersonated.
+func TestDeployersImpersonate(t *testing.T) {
+	d := NewDeployers(kube.Get(t).RESTConfig())
+	for _, tc := range []struct {
+		user   string
+		groups []string
+	}{
+		{"system:serviceaccount:tenant:installer", []string{"system:serviceaccounts", "system:serviceaccounts:tenant", "system:authenticated"}},
+		{"", []string{"system:masters", "system:authenticated"}},
+	} {
+		cs, err := kubernetes.NewForConfig(d.configAs(tc.user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := review.Status.UserInfo
+		if tc.user != "" && got.Username != tc.user {
+			t.Errorf("user %q, want %q", got.Username, tc.user)
+		}
+		for _, g := range tc.groups {
+			if !slices.Contains(got.Groups, g) {
+				t.Errorf("%q: groups %v lack %s", tc.user, got.Groups, g)
+			}
+		}
+	}
+	first, err := d.As("system:serviceaccount:tenant:installer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := d.As("system:serviceaccount:tenant:installer"); again != first {
+		t.Error("a second Manager for the same service account")
+	}
+	if own, _ := d.As(""); own == first {
+		t.Error("the controller's Manager is the service account's")
+	}
+}
