@@ -36,8 +36,13 @@
   # "HOST:PORT" of the API server, for clusters whose pods cannot reach it
   # by its Service (no kube-proxy).
   apiServer ? null,
-  # The ClusterRole Installations are applied with.
+  # The ClusterRole Installations are applied with when they apply under
+  # the controller's own account.
   installerRole ? "cluster-admin",
+  # The service account (in each Installation's namespace) an Installation
+  # naming none applies as; null: the controller's own account. Set it when
+  # tenants may create Installations.
+  defaultServiceAccount ? null,
   replicas ? 1,
   resync ? "5m",
   maxBuilds ? 2,
@@ -135,6 +140,9 @@ let
     ] ++ optional (packageSet != null) [
       "--package-set"
       (toString packageSet)
+    ] ++ optional (defaultServiceAccount != null) [
+      "--default-service-account"
+      defaultServiceAccount
     ];
     ports = [
       {

@@ -14,6 +14,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,7 +113,7 @@ func TestKixDeploysKix(t *testing.T) {
 		"--arg", "hostNetwork=true", "--argstr", "apiServer="+apiServer,
 		"--argstr", "registryHost="+registryHost, "--arg", fmt.Sprintf("registryPort=%d", registryPort),
 		"--arg", fmt.Sprintf("metricsPort=%d", metricsPort), "--arg", fmt.Sprintf("healthPort=%d", healthPort),
-		"--argstr", "resync=5s",
+		"--argstr", "resync=5s", "--argstr", "defaultServiceAccount=installer",
 		"--argstr", "nixConf=experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =\n")
 
 	cl := kubeClient(t, c)
@@ -166,6 +167,21 @@ func TestKixDeploysKix(t *testing.T) {
 
 	t.Run("Installation", func(t *testing.T) {
 		runKix(t, "catalog", "publish", "-f", filepath.Join(fixture.Dir(), "catalog.nix"), "--kubeconfig", c.Info.Kubeconfig, "-n", "default")
+		// The controller runs with --default-service-account installer:
+		// the Installation applies as that account, with the namespace
+		// admin's rights only.
+		for _, o := range []client.Object{
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "installer"}},
+			&rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "installer"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "installer"}},
+			},
+		} {
+			if err := cl.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
 		inst := &v1alpha1.Installation{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 			Spec: v1alpha1.InstallationSpec{Block: "hello-web", Version: "1.0",
