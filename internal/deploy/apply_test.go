@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,23 @@ metadata: {name: g}
 	}
 	if exists(t, configMaps, ns, "a") {
 		t.Error("objects were applied although the set had an unknown kind")
+	}
+}
+
+// An identity that may not read the set's objects gets an error naming
+// one of them, not only the resource it could not list.
+func TestUnreadableObjectsAreNamed(t *testing.T) {
+	ns := kube.Get(t).Namespace(t)
+	cfg := kube.Get(t).RESTConfig()
+	cfg.Impersonate.UserName = "system:serviceaccount:" + ns + ":nobody"
+	m, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns})
+	var oe *ObjectError
+	if !errors.As(err, &oe) || oe.ID.Name != "a" || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "1 more of the set's configmaps") {
+		t.Fatalf("applying as an account without rights: %v", err)
 	}
 }
 

@@ -22,25 +22,36 @@ func (m *Manager) liveObjects(ctx context.Context, items []*item) (map[ObjectID]
 	type group struct {
 		mapping   *meta.RESTMapping
 		namespace string
+		first     ObjectID // the first item of the group, to name in errors
+		others    int
 	}
 	type key struct {
 		resource  schema.GroupVersionResource
 		namespace string
 	}
-	seen := map[key]bool{}
-	var groups []group
+	index := map[key]int{}
+	var groups []*group
 	wanted := map[ObjectID]bool{}
 	for _, it := range items {
 		wanted[it.id] = true
-		if k := (key{it.mapping.Resource, it.id.Namespace}); !seen[k] {
-			seen[k] = true
-			groups = append(groups, group{it.mapping, it.id.Namespace})
+		k := key{it.mapping.Resource, it.id.Namespace}
+		if i, seen := index[k]; seen {
+			groups[i].others++
+			continue
 		}
+		index[k] = len(groups)
+		groups = append(groups, &group{mapping: it.mapping, namespace: it.id.Namespace, first: it.id})
 	}
 	live := map[ObjectID]metav1.Object{}
 	var mu sync.Mutex
-	errs := forEach(ctx, m.workers, groups, func(ctx context.Context, g group) error {
+	errs := forEach(ctx, m.workers, groups, func(ctx context.Context, g *group) error {
 		objs, err := m.listMetadata(ctx, g.mapping, g.namespace, "")
+		if err != nil {
+			if g.others > 0 {
+				err = fmt.Errorf("%w (and %d more of the set's %s here)", err, g.others, g.mapping.Resource.Resource)
+			}
+			return &ObjectError{ID: g.first, Err: fmt.Errorf("reading it from the cluster: %w", err)}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, o := range objs {
@@ -48,7 +59,7 @@ func (m *Manager) liveObjects(ctx context.Context, items []*item) (map[ObjectID]
 				live[id] = o
 			}
 		}
-		return err
+		return nil
 	})
 	return live, errors.Join(errs...)
 }
