@@ -11,15 +11,6 @@ import (
 	"github.com/kix-project/kix/internal/image"
 )
 
-// BuildRequest is what a NixImage asks to be built.
-type BuildRequest struct {
-	Name       string // of the image spec's store path: <namespace>-<name>
-	PackageSet string
-	Contents   []string
-	Config     image.Config
-	Systems    []string
-}
-
 // BuildResult is a finished build.
 type BuildResult struct {
 	StorePath string // the image spec
@@ -33,7 +24,7 @@ type BuildResult struct {
 // a *BuildError when the build failed for a reason in the spec, and any
 // other error for a failure worth retrying.
 type ImageBuilder interface {
-	Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error)
+	Build(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (*BuildResult, error)
 }
 
 // An Admitter is an ImageBuilder that bounds the builds running at once
@@ -41,7 +32,7 @@ type ImageBuilder interface {
 // starts the build if there is room, and otherwise says why it waits; the
 // image stays Pending until it is admitted.
 type Admitter interface {
-	Admit(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (admitted bool, why string, err error)
+	Admit(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (admitted bool, why string, err error)
 }
 
 // BuildError is a build that failed because of what was asked (a missing
@@ -54,8 +45,8 @@ type BuildError struct {
 func (e *BuildError) Error() string { return e.Message }
 
 // requestFor turns a NixImage into a build request.
-func requestFor(img *v1alpha1.NixImage, defaultPackageSet string) BuildRequest {
-	req := BuildRequest{
+func requestFor(img *v1alpha1.NixImage, defaultPackageSet string) image.PackageRequest {
+	req := image.PackageRequest{
 		Name:       img.Namespace + "-" + img.Name,
 		PackageSet: img.Spec.PackageSet,
 		Contents:   img.Spec.Contents,
@@ -79,11 +70,9 @@ func requestFor(img *v1alpha1.NixImage, defaultPackageSet string) BuildRequest {
 type NixBuilder struct{}
 
 // Build implements ImageBuilder.
-func (NixBuilder) Build(ctx context.Context, _ *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+func (NixBuilder) Build(ctx context.Context, _ *v1alpha1.NixImage, req image.PackageRequest) (*BuildResult, error) {
 	started := time.Now()
-	path, err := image.BuildSpec(ctx, image.PackageRequest{
-		Name: req.Name, PackageSet: req.PackageSet, Contents: req.Contents, Config: req.Config, Systems: req.Systems,
-	})
+	path, err := image.BuildSpec(ctx, req)
 	var execErr *exec.Error
 	switch {
 	case err == nil:

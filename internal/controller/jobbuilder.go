@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/image"
 	"github.com/kix-project/kix/internal/nix"
 )
 
@@ -53,7 +54,7 @@ type JobBuilder struct {
 // Admit implements Admitter: it deletes the image's Jobs of earlier
 // generations, then starts its build Job if fewer than Max build Jobs are
 // running, and says how many are if not.
-func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (bool, string, error) {
+func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (bool, string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	name := jobName(img)
@@ -83,7 +84,7 @@ func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req Buil
 }
 
 // Build implements ImageBuilder.
-func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (*BuildResult, error) {
 	name := jobName(img)
 	var job batchv1.Job
 	// Read from the API server: the manager's cache may not have seen the
@@ -122,7 +123,7 @@ func jobName(img *v1alpha1.NixImage) string {
 	return fmt.Sprintf("kix-build-%s-%d", img.UID, img.Generation)
 }
 
-func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name string, req BuildRequest) error {
+func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name string, req image.PackageRequest) error {
 	args := append([]string{}, b.Command...)
 	args = append(args, "image", "build", "--package-set", req.PackageSet, "--name", req.Name)
 	for _, e := range req.Config.Entrypoint {

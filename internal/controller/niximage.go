@@ -130,7 +130,7 @@ func builtMessage(took time.Duration, ref string) string {
 // no package set, or one the controller was not allowed to build (building
 // a package set runs its code with the controller's rights, so tenants pick
 // among the ones the administrator named).
-func (r *NixImageReconciler) refused(build BuildRequest) string {
+func (r *NixImageReconciler) refused(build image.PackageRequest) string {
 	switch {
 	case build.PackageSet == "":
 		return "no package set: give the controller --package-set or the NixImage spec.packageSet"

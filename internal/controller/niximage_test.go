@@ -285,7 +285,7 @@ func TestJobBuildsAreBounded(t *testing.T) {
 // elsewhere (a Job) for Took.
 type builtElsewhere struct{ took time.Duration }
 
-func (b builtElsewhere) Build(ctx context.Context, img *v1alpha1.NixImage, req BuildRequest) (*BuildResult, error) {
+func (b builtElsewhere) Build(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (*BuildResult, error) {
 	res, err := NixBuilder{}.Build(ctx, img, req)
 	if res != nil {
 		res.Took = b.took
