@@ -187,6 +187,8 @@ func (r *InstallationReconciler) installationsOfBlock(ctx context.Context, o cli
 	}
 	var list v1alpha1.InstallationList
 	if err := r.Client.List(ctx, &list, client.MatchingFields{blockIndex: bb.Spec.Block}); err != nil {
+		// The resync reconciles them later.
+		ctrl.LoggerFrom(ctx).Error(err, "finding the Installations of a block", "block", bb.Spec.Block)
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -206,6 +208,8 @@ func (r *InstallationReconciler) ownerInstallation(ctx context.Context, o client
 	}
 	var list v1alpha1.InstallationList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{labelIndex: value}); err != nil {
+		// The resync reconciles it later.
+		ctrl.LoggerFrom(ctx).Error(err, "finding the Installation of an object", "object", client.ObjectKeyFromObject(o))
 		return nil
 	}
 	var reqs []reconcile.Request
