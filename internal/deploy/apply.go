@@ -107,7 +107,10 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 // applyStages applies the plan stage by stage and returns its objects.
 // The live objects are read, and members of another inventory refused,
 // before anything is written: for every kind already known at once, for
-// the set's own custom resources at their stage.
+// the set's own custom resources at their stage. Once a stage has written,
+// each later stage reads its objects again just before it is applied: a
+// namespace the set created may have been filled by the cluster meanwhile,
+// and an object may have been edited.
 func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, intent *intentWriter, cs *ChangeSet) (map[ObjectID]*applied, error) {
 	results := map[ObjectID]*applied{}
 	live, err := m.liveObjects(ctx, mapped(p.items))
@@ -117,6 +120,7 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 	if err := foreignMembers(p.items, live, opts.Inventory, opts.Adopt); err != nil {
 		return results, err
 	}
+	wrote := false
 	for s := StageCRDs; s <= StageWebhooks; s++ {
 		items := p.stage(s)
 		if len(items) == 0 {
@@ -125,15 +129,22 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 		if err := intent.before(ctx, s); err != nil {
 			return results, err
 		}
-		if deferred := unmapped(items); len(deferred) > 0 {
-			if err := m.resolve(deferred); err != nil {
-				return results, err
-			}
-			if err := m.readLate(ctx, deferred, live, opts); err != nil {
+		reread := unmapped(items)
+		if len(reread) > 0 {
+			if err := m.resolve(reread); err != nil {
 				return results, err
 			}
 		}
 		opts.progress("applying %s", s.count(len(items)))
+		if wrote {
+			reread = items
+		}
+		if len(reread) > 0 {
+			if err := m.readAgain(ctx, reread, live, opts); err != nil {
+				return results, err
+			}
+		}
+		before := cs.written()
 		stageResults, err := m.applyStage(ctx, items, live, p.namespaceObjects(), opts, cs)
 		for id, r := range stageResults {
 			results[id] = r
@@ -141,6 +152,7 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 		if err != nil {
 			return results, fmt.Errorf("applying %s: %w", s, err)
 		}
+		wrote = wrote || cs.written() > before
 		if s == StageCRDs && !opts.DryRun {
 			if err := m.waitEstablished(ctx, items, opts); err != nil {
 				return results, err
@@ -167,15 +179,18 @@ func unmapped(items []*item) []*item {
 	return slices.DeleteFunc(slices.Clone(items), func(it *item) bool { return it.mapping != nil })
 }
 
-// readLate adds to live the items mapped only once their CRD was
-// established, and refuses those of another inventory.
-func (m *Manager) readLate(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, opts ApplyOptions) error {
-	late, err := m.liveObjects(ctx, items)
+// readAgain reads the items' live objects into live, replacing what was
+// read of them before, and refuses those of another inventory.
+func (m *Manager) readAgain(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, opts ApplyOptions) error {
+	now, err := m.liveObjects(ctx, items)
 	if err != nil {
 		return err
 	}
-	maps.Copy(live, late)
-	return foreignMembers(items, late, opts.Inventory, opts.Adopt)
+	for _, it := range items {
+		delete(live, it.id)
+	}
+	maps.Copy(live, now)
+	return foreignMembers(items, now, opts.Inventory, opts.Adopt)
 }
 
 // applyStage applies a stage's items, given the live objects of the set;

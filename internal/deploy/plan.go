@@ -125,20 +125,15 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 	}
 	gvk := obj.GroupVersionKind()
 	namespaced, deferred := false, false
-	var mp *meta.RESTMapping
-	var err error
+	// A kind the set's own CRD defines is asked for after a fresh
+	// discovery too: the CRD may exist already, created since this
+	// Manager's discovery, and its objects must then be read up front.
+	mp, err := m.mapping(gvk)
 	scope, ownCRD := crds[gvk.GroupKind()]
-	if ownCRD {
-		// A kind the set defines needs no fresh discovery when it is
-		// unknown: its CRD is applied first, and the kind mapped after.
-		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	} else {
-		mp, err = m.mapping(gvk)
-	}
 	switch {
 	case err == nil:
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
-	case ownCRD && meta.IsNoMatchError(err):
+	case ownCRD && errors.As(err, new(*NoKindError)):
 		namespaced, deferred = scope, true
 	default:
 		return nil, &ObjectError{ID: IDOf(obj), Err: err}

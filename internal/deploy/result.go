@@ -67,6 +67,10 @@ func (cs *ChangeSet) Count(a Action) int {
 	return n
 }
 
+// written counts the changes that wrote to the cluster (or would have, in
+// a dry run): all but the unchanged.
+func (cs *ChangeSet) written() int { return len(cs.Changes) - cs.Count(Unchanged) }
+
 // Summary counts the changes by action, in the order they happen
 // ("2 created, 1 unchanged, 1 pruned"), or says "nothing to do".
 func (cs *ChangeSet) Summary() string {
