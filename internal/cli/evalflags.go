@@ -41,7 +41,10 @@ func (o *evalOptions) evaluate(ctx context.Context, in io.Reader, log io.Writer)
 // joinNixArgs lets --arg and --argstr take their name and value as two
 // arguments, as nix-build does (--arg sizes '[ 1 2 ]'), by joining them
 // into the one NAME=VALUE argument a flag takes. A value that has its "="
-// already is left alone, and so is everything after "--".
+// already is left alone, and so is everything after "--". A flag after the
+// name is not taken as its value (--argstr env --dry-run=server is a
+// missing value, not env="--dry-run=server"): the flag parser then
+// refuses the name alone.
 func joinNixArgs(args []string) []string {
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
@@ -49,7 +52,7 @@ func joinNixArgs(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
-		if (a == "--arg" || a == "--argstr") && i+2 < len(args) && isNixName(args[i+1]) {
+		if (a == "--arg" || a == "--argstr") && i+2 < len(args) && isNixName(args[i+1]) && !strings.HasPrefix(args[i+2], "--") {
 			out = append(out, a, args[i+1]+"="+args[i+2])
 			i += 2
 			continue

@@ -18,6 +18,8 @@ func TestJoinNixArgs(t *testing.T) {
 		{[]string{"--arg", "n"}, []string{"--arg", "n"}},
 		{[]string{"--arg", "a.b", "1"}, []string{"--arg", "a.b", "1"}},
 		{[]string{"--", "--arg", "n", "1"}, []string{"--", "--arg", "n", "1"}},
+		{[]string{"--argstr", "env", "--dry-run=server"}, []string{"--argstr", "env", "--dry-run=server"}},
+		{[]string{"--argstr", "n", "-5"}, []string{"--argstr", "n=-5"}},
 	} {
 		if got := joinNixArgs(c.in); !slices.Equal(got, c.want) {
 			t.Errorf("joinNixArgs(%q) = %q, want %q", c.in, got, c.want)
