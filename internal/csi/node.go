@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -130,10 +131,13 @@ func fetchStatus(id string, err error) error {
 	return status.Errorf(code, "volume %s: %v", id, err)
 }
 
-// isUnreachable reports failures a retry may get past: the network (what
-// net/http returns as *url.Error, a connection's *net.OpError, a failed DNS
-// lookup) and a substituter's 5xx answers. It matches types, not the
-// Timeout method: every syscall.Errno has one, so a full disk would pass.
+// isUnreachable reports failures a retry may get past: the network (a
+// connection's *net.OpError, a failed DNS lookup, a refused or reset
+// connection, a request that timed out, a download cut short) and a
+// substituter's 5xx answers. It matches types, not text, and not the
+// Timeout method of any error: every syscall.Errno has one, so a full disk
+// would pass. What net/http wraps in a *url.Error counts only for what it
+// wraps: a certificate or a URL the client refuses stays refused.
 func isUnreachable(err error) bool {
 	var (
 		urlErr  *url.Error
@@ -142,12 +146,14 @@ func isUnreachable(err error) bool {
 		httpErr *nix.HTTPError
 	)
 	switch {
-	case errors.As(err, &urlErr), errors.As(err, &opErr), errors.As(err, &dnsErr):
+	case errors.As(err, &opErr), errors.As(err, &dnsErr):
+		return true
+	case errors.As(err, &urlErr) && urlErr.Timeout():
 		return true
 	case errors.As(err, &httpErr):
 		return httpErr.StatusCode >= 500
 	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // NodeUnpublishVolume unmounts a volume from target and removes target;

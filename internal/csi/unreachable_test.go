@@ -2,8 +2,10 @@ package csi
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -37,6 +39,10 @@ func TestIsUnreachable(t *testing.T) {
 		{"disk full while unpacking", wrap(&fs.PathError{Op: "write", Path: "/var/lib/kix/tmp/x", Err: syscall.ENOSPC}), false},
 		{"permission denied while unpacking", wrap(&fs.PathError{Op: "open", Path: "/var/lib/kix/tmp/x", Err: syscall.EACCES}), false},
 		{"hash mismatch", wrap(nix.ErrHashMismatch), false},
+		{"download cut short", wrap(fmt.Errorf("decompressing: %w", io.ErrUnexpectedEOF)), true},
+		{"request timed out", wrap(&url.Error{Op: "Get", URL: "http://cache/x.narinfo", Err: timeoutError{}}), true},
+		{"certificate not trusted", wrap(&url.Error{Op: "Get", URL: "https://cache/x.narinfo", Err: x509.UnknownAuthorityError{}}), false},
+		{"scheme the client refuses", wrap(&url.Error{Op: "Get", URL: "ftp://cache/x.narinfo", Err: errors.New("unsupported protocol scheme \"ftp\"")}), false},
 		{"text that only reads like a network error", errors.New("x: 500 lines, connection refused, no such host"), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,3 +87,9 @@ func TestFetchStatusOfCacheErrors(t *testing.T) {
 		})
 	}
 }
+
+// timeoutError is what net/http wraps when a request times out.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "Client.Timeout exceeded while awaiting headers" }
+func (timeoutError) Timeout() bool { return true }
