@@ -5,8 +5,9 @@
 #
 # The CRDs (config/crd) and the controller's ClusterRole (config/rbac) are
 # the files controller-gen writes; around them: the namespace, a service
-# account bound to that role and to installerRole (what Installations may
-# apply is the provider's choice), and a Deployment whose pod runs
+# account bound to that role and, unless defaultServiceAccount is set, to
+# installerRole (what Installations may apply is the provider's choice),
+# and a Deployment whose pod runs
 # `kix controller` beside `kix registry`, which serves the images the
 # controller builds.
 #
@@ -36,12 +37,14 @@
   # "HOST:PORT" of the API server, for clusters whose pods cannot reach it
   # by its Service (no kube-proxy).
   apiServer ? null,
-  # The ClusterRole Installations are applied with when they apply under
-  # the controller's own account.
+  # The ClusterRole bound to the controller's own account, which
+  # Installations naming no service account apply with; not bound when
+  # defaultServiceAccount is set, since then every Installation applies as
+  # an account of its namespace.
   installerRole ? "cluster-admin",
   # The service account (in each Installation's namespace) an Installation
-  # naming none applies as; null: the controller's own account. Set it when
-  # tenants may create Installations.
+  # naming none applies as; null: the controller's own account, with
+  # installerRole. Set it when tenants may create Installations.
   defaultServiceAccount ? null,
   replicas ? 1,
   resync ? "5m",
@@ -220,7 +223,9 @@ in
     metadata = meta { inherit name; };
   }
   (binding "kix-controller" "kix-controller")
-  (binding "kix-installer" installerRole)
+]
+++ optional (defaultServiceAccount == null) [ (binding "kix-installer" installerRole) ]
+++ [
   {
     apiVersion = "v1";
     kind = "ConfigMap";
