@@ -301,6 +301,9 @@ func TestCSIDriverDeployedByKix(t *testing.T) {
 			return err == nil && len(pods.Items) == 0
 		})
 	})
+	// A driver of an earlier test is gone from the node first, so the
+	// registration below is the DaemonSet pod's own.
+	waitUntil(t, 60*time.Second, "the kubelet to forget an earlier csi.kix.dev", func() bool { return !csiRegistered(t, c) })
 	runKix(t, append([]string{"apply", "-f", filepath.Join(fixture.Root(), "deploy", "csi.nix"), "--wait", "--timeout", "2m",
 		"--argstr", "image=" + kixImage, "--argstr", "namespace=" + driverNS,
 		"--arg", "substituters", `[ "` + cache + `" ]`, "--arg", "trustedPublicKeys", `[ "` + public + `" ]`,
