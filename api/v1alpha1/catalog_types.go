@@ -88,9 +88,12 @@ type InstallationSpec struct {
 	// namespace whose rights the block's objects are applied, pruned and
 	// deleted with (the controller impersonates it); without it, the
 	// controller's --default-service-account, or if that is empty too, the
-	// controller's own rights.
+	// controller's own rights. A service account's name is a DNS-1123
+	// subdomain, so the user impersonated is always
+	// system:serviceaccount:<namespace>:<name>.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 

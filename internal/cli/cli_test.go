@@ -106,3 +106,16 @@ func TestPushNeedsRegistryBeforeEvaluating(t *testing.T) {
 		}
 	}
 }
+
+// --default-service-account must be a service account's name: kix
+// controller refuses anything else before it connects, since the user it
+// would impersonate, system:serviceaccount:<namespace>:<name>, would not be
+// a service account's.
+func TestControllerDefaultServiceAccountName(t *testing.T) {
+	for _, name := range []string{"a:b", "Admin", "-x", "a_b"} {
+		code, _, stderr := run(t, "controller", "--registry", "registry.test:5000", "--kubeconfig", "/nonexistent", "--default-service-account", name)
+		if code != ExitUsage || !strings.Contains(stderr, "--default-service-account") {
+			t.Errorf("--default-service-account %q: exit %d, stderr %q; want %d naming the flag", name, code, stderr, ExitUsage)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -93,6 +94,9 @@ store with kix registry, or each in a Kubernetes Job (--builder job).`,
 func controllerRun(ctx context.Context, opts *ControllerOptions) error {
 	if opts.Registry == "" {
 		return usageErrorf("--registry is required: status.image names images there")
+	}
+	if errs := validation.IsDNS1123Subdomain(opts.DefaultSA); opts.DefaultSA != "" && len(errs) > 0 {
+		return usageErrorf("--default-service-account %q is not a service account's name: %s", opts.DefaultSA, strings.Join(errs, "; "))
 	}
 	cfg, err := opts.restConfig(opts.IO.ErrOut)
 	if err != nil {

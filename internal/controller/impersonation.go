@@ -1,8 +1,12 @@
 package controller
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/rest"
 
 	"github.com/kix-project/kix/api/v1alpha1"
@@ -53,14 +57,20 @@ func (d *Deployers) configAs(user string) *rest.Config {
 
 // serviceAccountUser is the user an Installation's objects are written
 // as: its spec.serviceAccountName, or else the default service account
-// name, in its namespace; "" (the controller itself) if both are empty.
-func serviceAccountUser(inst *v1alpha1.Installation, defaultName string) string {
+// name, in its namespace; "" (the controller itself) if both are empty. A
+// name that is not a service account's (the CRD refuses it, but an older
+// CRD did not) is a conditionError: the API server would take
+// system:serviceaccount:<namespace>:a:b for a plain user.
+func serviceAccountUser(inst *v1alpha1.Installation, defaultName string) (string, error) {
 	name := inst.Spec.ServiceAccountName
 	if name == "" {
 		name = defaultName
 	}
 	if name == "" {
-		return ""
+		return "", nil
 	}
-	return "system:serviceaccount:" + inst.Namespace + ":" + name
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return "", &conditionError{ReasonInvalidServiceAccount, fmt.Sprintf("service account %q is not a service account's name: %s", name, strings.Join(errs, "; "))}
+	}
+	return serviceaccount.MakeUsername(inst.Namespace, name), nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -258,5 +259,54 @@ func TestDeployersImpersonate(t *testing.T) {
 	}
 	if own, _ := d.As(""); own == first {
 		t.Error("the controller's Manager is the service account's")
+	}
+}
+
+// spec.serviceAccountName must be a service account's name: with a
+// colon, system:serviceaccount:<namespace>:a:b would be a plain user, and
+// upper case names no service account. The CRD refuses both.
+func TestInstallationServiceAccountNameValidated(t *testing.T) {
+	c := kube.Get(t)
+	crds(t, c)
+	cl := newClient(t)
+	ns := c.Namespace(t)
+	for _, name := range []string{"a:b", "Admin", "-x"} {
+		inst := newInstallation(ns, "web", "hello-web", "1.0", "")
+		inst.Spec.ServiceAccountName = name
+		err := cl.Create(context.Background(), inst)
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "serviceAccountName") {
+			t.Errorf("serviceAccountName %q: create gave %v, want Invalid naming the field", name, err)
+		}
+	}
+	inst := newInstallation(ns, "web", "hello-web", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer.team-a"
+	if err := cl.Create(context.Background(), inst); err != nil {
+		t.Errorf("a service account's name refused: %v", err)
+	}
+}
+
+// The reconciler checks the name too (a CRD from before the check lets
+// anything through): a name no service account can have is a condition,
+// not a user to impersonate.
+func TestServiceAccountUser(t *testing.T) {
+	for _, tc := range []struct {
+		spec, fallback, want string
+		invalid              bool
+	}{
+		{"", "", "", false},
+		{"installer", "", "system:serviceaccount:team-a:installer", false},
+		{"", "kix-installer", "system:serviceaccount:team-a:kix-installer", false},
+		{"installer", "kix-installer", "system:serviceaccount:team-a:installer", false},
+		{"a:b", "", "", true},
+		{"Admin", "", "", true},
+		{"", "x:y", "", true},
+	} {
+		inst := newInstallation("team-a", "web", "hello-web", "1.0", "")
+		inst.Spec.ServiceAccountName = tc.spec
+		got, err := serviceAccountUser(inst, tc.fallback)
+		var cond *conditionError
+		if tc.invalid != (errors.As(err, &cond) && cond.reason == ReasonInvalidServiceAccount) || got != tc.want {
+			t.Errorf("serviceAccountUser(%q, %q) = %q, %v; want %q (invalid: %v)", tc.spec, tc.fallback, got, err, tc.want, tc.invalid)
+		}
 	}
 }

@@ -33,6 +33,9 @@ const (
 	ReasonApplyFailed     = "ApplyFailed"
 	ReasonNotCustomizable = "NotCustomizable"
 	ReasonDeleteFailed    = "DeleteFailed"
+	// ReasonInvalidServiceAccount: the service account to apply as has a
+	// name no service account can have.
+	ReasonInvalidServiceAccount = "InvalidServiceAccount"
 )
 
 // Labels on the objects an Installation applies; they lead watches back to
@@ -83,7 +86,11 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, err
 		}
 	}
-	block, err := r.block(ctx, &inst)
+	user, err := serviceAccountUser(&inst, r.DefaultServiceAccount)
+	var block *v1alpha1.BuildingBlock
+	if err == nil {
+		block, err = r.block(ctx, &inst)
+	}
 	if err != nil {
 		var cond *conditionError
 		if errors.As(err, &cond) {
@@ -97,7 +104,7 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, ReasonApplyFailed, err.Error()))
 	}
-	dm, err := r.Deployers.As(serviceAccountUser(&inst, r.DefaultServiceAccount))
+	dm, err := r.Deployers.As(user)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -234,7 +241,13 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
 		return nil
 	}
-	dm, err := r.Deployers.As(serviceAccountUser(inst, r.DefaultServiceAccount))
+	user, err := serviceAccountUser(inst, r.DefaultServiceAccount)
+	if err != nil {
+		// Kept until the spec names a service account that may delete
+		// the objects; the spec is watched.
+		return r.notReady(ctx, inst, ReasonDeleteFailed, err.Error())
+	}
+	dm, err := r.Deployers.As(user)
 	if err != nil {
 		return err
 	}
