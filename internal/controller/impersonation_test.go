@@ -171,6 +171,35 @@ func TestInstallationDeleteRefused(t *testing.T) {
 	}
 }
 
+// An Installation whose service account may not even read its inventory
+// applied nothing (the inventory is written first), so deleting it has
+// nothing to remove: it goes, rather than waiting for rights to delete.
+func TestInstallationDeleteNeverApplied(t *testing.T) {
+	cl, ns := startInstallations(t)
+	ctx := context.Background()
+	serviceAccount(t, ns, "installer")
+	inst := newInstallation(ns, "web", "hello-web", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	refusedAs(t, ns, "web", "installer")
+	if err := cl.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the Installation gone", func() (bool, string) {
+		var left v1alpha1.Installation
+		err := newClient(t).Get(ctx, client.ObjectKeyFromObject(inst), &left)
+		if err != nil {
+			return apierrors.IsNotFound(err), err.Error()
+		}
+		if c := readyCondition(left.Status.Conditions); c != nil {
+			return false, c.Reason + ": " + c.Message
+		}
+		return false, "still there"
+	})
+}
+
 // Deleting a namespace deletes its Installations even when their service
 // account may not delete their objects (or has lost its rights with the
 // namespace's Roles): the namespace's deletion takes the objects.

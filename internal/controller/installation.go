@@ -241,19 +241,14 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
 		return nil
 	}
-	user, err := serviceAccountUser(inst, r.DefaultServiceAccount)
-	if err != nil {
+	err := r.removeObjects(ctx, inst, inv)
+	var cond *conditionError
+	if errors.As(err, &cond) {
 		// Kept until the spec names a service account that may delete
 		// the objects; the spec is watched.
 		return r.notReady(ctx, inst, ReasonDeleteFailed, err.Error())
 	}
-	dm, err := r.Deployers.As(user)
 	if err != nil {
-		return err
-	}
-	_, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
-	removed := err == nil || errors.Is(err, deploy.ErrNoInventory)
-	if !removed {
 		err = fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
 		terminating, nsErr := r.namespaceTerminating(ctx, inst.Namespace)
 		if !apierrors.IsForbidden(err) || !terminating {
@@ -270,22 +265,67 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 	if err := r.removeOtherTenantBlocks(ctx, inst, ""); err != nil {
 		return err
 	}
-	if removed {
+	if err == nil {
 		r.event(inst, corev1.EventTypeNormal, "Uninstalled", "removed the objects of %s", inv.Namespace+"/"+inv.Name)
 	}
 	controllerutil.RemoveFinalizer(inst, installationFinalizer)
 	return r.Client.Update(ctx, inst)
 }
 
+// removeObjects deletes, as the Installation's service account, what it
+// applied and its inventory; nil if that is done or nothing was ever
+// applied. An account refused even the inventory, or one that cannot be
+// impersonated, does not tell whether anything was applied; the
+// controller's own read of the inventory does.
+func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) error {
+	user, err := serviceAccountUser(inst, r.DefaultServiceAccount)
+	if err == nil {
+		var dm *deploy.Manager
+		if dm, err = r.Deployers.As(user); err != nil {
+			return err
+		}
+		_, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+	}
+	if err == nil || errors.Is(err, deploy.ErrNoInventory) {
+		return nil
+	}
+	var cond *conditionError
+	if !apierrors.IsForbidden(err) && !errors.As(err, &cond) {
+		return err
+	}
+	exists, existsErr := r.inventoryExists(ctx, inv)
+	if exists || existsErr != nil {
+		return errors.Join(err, existsErr)
+	}
+	return nil
+}
+
+// inventoryExists reports, with the controller's own rights, whether an
+// inventory's ConfigMap is there. The deploy engine writes it before the
+// first object it applies, so without it nothing was applied.
+func (r *InstallationReconciler) inventoryExists(ctx context.Context, inv deploy.Inventory) (bool, error) {
+	cm := &metav1.PartialObjectMetadata{}
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	err := r.reader().Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, cm)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// reader reads what the manager does not cache: APIReader, or Client.
+func (r *InstallationReconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
 // namespaceTerminating reports whether a namespace is being deleted (or
 // gone).
 func (r *InstallationReconciler) namespaceTerminating(ctx context.Context, name string) (bool, error) {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
 	var ns corev1.Namespace
-	if err := reader.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+	if err := r.reader().Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	}
 	return !ns.DeletionTimestamp.IsZero(), nil
