@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kix-project/kix/api/v1alpha1"
+	"github.com/kix-project/kix/internal/catalog"
+	"github.com/kix-project/kix/internal/deploy"
 )
 
 // installerVerbs are what the deploy engine does to the hello-web block's
@@ -231,6 +234,103 @@ func TestNamespaceDeleteWithRefusedInstallation(t *testing.T) {
 		err := direct.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
 		return apierrors.IsNotFound(err), fmt.Sprintf("%d Installations left; %v", len(left.Items), err)
 	})
+}
+
+// The namespace's deletion takes only what is in it: an Installation with
+// an object elsewhere that its account may not delete is kept, DeleteFailed,
+// though its namespace is being deleted. (A finalizer on its inventory
+// keeps the inventory there until the test ends, as a slow namespace
+// deletion would.)
+func TestNamespaceDeleteKeepsInstallationWithObjectsOutside(t *testing.T) {
+	cl, _ := startController(t)
+	ctx := context.Background()
+	direct := newClient(t)
+	file := filepath.Join("testdata", "outside.nix")
+	blocks, err := catalog.Read(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := deploy.NewManager(kube.Get(t).RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogInv := deploy.Inventory{Name: "kix-catalog-outside", Namespace: "default"}
+	if _, err := m.Apply(ctx, catalog.Objects(blocks, "outside", ""), deploy.ApplyOptions{Inventory: &catalogInv, Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kix-test-outside"}}
+	if err := direct.Create(ctx, elsewhere); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ns-outside-"}}
+	if err := direct.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	serviceAccount(t, ns.Name, "installer")
+	noDelete := slices.DeleteFunc(slices.Clone(installerVerbs), func(v string) bool { return v == "delete" })
+	grant(t, ns.Name, "installer", noDelete, noDelete)
+	there := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, GenerateName: "installer-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns.Name, Name: "installer"}},
+	}
+	if err := direct.Create(ctx, there); err != nil {
+		t.Fatal(err)
+	}
+	inst := newInstallation(ns.Name, "web", "outside", "1.0", "")
+	inst.Spec.ServiceAccountName = "installer"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns.Name, "web", metav1.ConditionTrue, ReasonApplied)
+	// Its account may not delete the ConfigMap elsewhere either.
+	if err := direct.Delete(ctx, there); err != nil {
+		t.Fatal(err)
+	}
+	inventory := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "kix-installation-web"}}
+	update(t, direct, inventory, func(cm *corev1.ConfigMap) { cm.Finalizers = append(cm.Finalizers, "kix.dev/test") })
+	t.Cleanup(func() {
+		update(t, direct, inventory, func(cm *corev1.ConfigMap) { cm.Finalizers = nil })
+		eventually(t, 90*time.Second, "the namespace gone", func() (bool, string) {
+			err := direct.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
+		})
+		_ = direct.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, Name: "there"}})
+	})
+
+	if err := direct.Delete(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	inst = waitReady(t, ns.Name, "web", metav1.ConditionFalse, ReasonDeleteFailed)
+	if msg := readyCondition(inst.Status.Conditions).Message; !strings.Contains(msg, "kix-test-outside") {
+		t.Errorf("message %q does not name what is outside the namespace", msg)
+	}
+	if _, err := configMap(t, elsewhere.Name, "there"); err != nil {
+		t.Errorf("the ConfigMap elsewhere: %v", err)
+	}
+}
+
+// failedObjects finds the objects in the deploy engine's errors, however
+// joined and wrapped, and tells whether some failure names none.
+func TestFailedObjects(t *testing.T) {
+	a := deploy.ObjectID{Kind: "ConfigMap", Namespace: "team-a", Name: "a"}
+	b := deploy.ObjectID{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "b"}
+	forbidden := errors.New("forbidden")
+	for _, tc := range []struct {
+		err     error
+		ids     []deploy.ObjectID
+		unnamed bool
+	}{
+		{&deploy.ObjectError{ID: a, Err: forbidden}, []deploy.ObjectID{a}, false},
+		{fmt.Errorf("removing: %w", errors.Join(&deploy.ObjectError{ID: a, Err: forbidden}, &deploy.ObjectError{ID: b, Err: forbidden})), []deploy.ObjectID{a, b}, false},
+		{fmt.Errorf("removing: %w", errors.Join(&deploy.ObjectError{ID: a, Err: forbidden}, fmt.Errorf("reading inventory: %w", forbidden))), []deploy.ObjectID{a}, true},
+		{forbidden, nil, true},
+	} {
+		ids, unnamed := failedObjects(tc.err)
+		if !slices.Equal(ids, tc.ids) || unnamed != tc.unnamed {
+			t.Errorf("failedObjects(%v) = %v, %v; want %v, %v", tc.err, ids, unnamed, tc.ids, tc.unnamed)
+		}
+	}
 }
 
 // --default-service-account is the service account of Installations that

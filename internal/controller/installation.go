@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -235,8 +237,9 @@ func (r *InstallationReconciler) notReady(ctx context.Context, inst *v1alpha1.In
 // uninstall deletes what the Installation applied, its own blocks, and
 // then lets it go. A delete the server refuses is recorded in the Ready
 // condition (DeleteFailed) and retried, unless the namespace is being
-// deleted and the service account was refused: then it lets go with a
-// warning event, the namespace's deletion removing the objects in it.
+// deleted, the service account was refused, and nothing refused lies
+// outside the namespace (see outside): then it lets go with a warning
+// event, the namespace's deletion removing the objects in it.
 func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) error {
 	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
 		return nil
@@ -251,15 +254,24 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 	if err != nil {
 		err = fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
 		terminating, nsErr := r.namespaceTerminating(ctx, inst.Namespace)
-		if !apierrors.IsForbidden(err) || !terminating {
+		var outside []string
+		if terminating && apierrors.IsForbidden(err) {
+			outside, nsErr = r.outside(ctx, inst, inv, err)
+		}
+		if !apierrors.IsForbidden(err) || !terminating || len(outside) > 0 || nsErr != nil {
 			// The finalizer stays and the delete is retried with
 			// back-off, until the service account may delete the objects
 			// (or the Installation names one that may).
+			if len(outside) > 0 {
+				err = fmt.Errorf("%w; the namespace's deletion does not take %s", err, strings.Join(outside, ", "))
+			}
 			return errors.Join(err, nsErr, r.notReady(ctx, inst, ReasonDeleteFailed, err.Error()))
 		}
 		// The namespace's deletion takes what is in it, and may already
 		// have taken the service account's rights: waiting for them
-		// would keep the namespace forever.
+		// would keep the namespace forever. A namespace being deleted
+		// refuses new events, so the log says it too.
+		ctrl.LoggerFrom(ctx).Info("letting an Installation go without deleting its objects: its namespace is being deleted", "error", err.Error())
 		r.event(inst, corev1.EventTypeWarning, ReasonDeleteFailed, "%s; the namespace is being deleted, so the Installation goes without", truncate(err.Error(), 1024))
 	}
 	if err := r.removeOtherTenantBlocks(ctx, inst, ""); err != nil {
@@ -298,6 +310,71 @@ func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alph
 		return errors.Join(err, existsErr)
 	}
 	return nil
+}
+
+// outside lists what of an Installation a failed delete may leave outside
+// its namespace, which the namespace's deletion does not take: the failing
+// objects elsewhere (each failure about an object is a
+// *deploy.ObjectError), and, when a failure names no object (the
+// inventory or a list was refused), the other namespaces and cluster-wide
+// kinds the inventory records, read with the controller's own rights.
+func (r *InstallationReconciler) outside(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory, err error) ([]string, error) {
+	ids, unnamed := failedObjects(err)
+	var out []string
+	for _, id := range ids {
+		if id.Namespace != inst.Namespace && id != (deploy.ObjectID{Kind: "Namespace", Name: inst.Namespace}) {
+			out = append(out, id.String())
+		}
+	}
+	if !unnamed {
+		return out, nil
+	}
+	cm := &metav1.PartialObjectMetadata{}
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	if err := r.reader().Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, cm); err != nil {
+		// Gone with the namespace: what it recorded cannot be found.
+		return out, client.IgnoreNotFound(err)
+	}
+	for _, ns := range strings.Split(cm.Annotations[deploy.NamespacesAnnotation], ",") {
+		if ns = strings.TrimSpace(ns); ns != "" && ns != inst.Namespace {
+			out = append(out, "objects in namespace "+ns)
+		}
+	}
+	for _, gk := range strings.Split(cm.Annotations[deploy.GroupKindsAnnotation], ",") {
+		if gk = strings.TrimSpace(gk); gk == "" {
+			continue
+		}
+		m, err := r.Client.RESTMapper().RESTMapping(schema.ParseGroupKind(gk))
+		if meta.IsNoMatchError(err) {
+			continue // nothing of a kind the cluster no longer has
+		}
+		if err != nil {
+			return out, err
+		}
+		if m.Scope.Name() != meta.RESTScopeNameNamespace && gk != "Namespace" {
+			out = append(out, gk+" objects")
+		}
+	}
+	return out, nil
+}
+
+// failedObjects lists the objects an error of the deploy engine is about
+// (its *deploy.ObjectErrors, which errors.Join gathers), and whether some
+// part of it is about no object.
+func failedObjects(err error) (ids []deploy.ObjectID, unnamed bool) {
+	switch e := err.(type) {
+	case *deploy.ObjectError:
+		return []deploy.ObjectID{e.ID}, false
+	case interface{ Unwrap() []error }:
+		for _, part := range e.Unwrap() {
+			more, u := failedObjects(part)
+			ids, unnamed = append(ids, more...), unnamed || u
+		}
+		return ids, unnamed
+	case interface{ Unwrap() error }:
+		return failedObjects(e.Unwrap())
+	}
+	return nil, true
 }
 
 // inventoryExists reports, with the controller's own rights, whether an
