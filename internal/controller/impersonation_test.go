@@ -115,10 +115,13 @@ func TestInstallationAsServiceAccount(t *testing.T) {
 		}
 		return c.Reason == ReasonApplyFailed && strings.Contains(c.Message, deployment) && strings.Contains(c.Message, "forbidden"), c.Message
 	})
-	// The stage is validated as a whole before it is applied.
-	if _, err := configMap(t, ns, "greeting"); !apierrors.IsNotFound(err) {
-		t.Errorf("greeting applied with the Deployment refused: %v", err)
-	}
+	// A stage of new objects is applied at once and what it created is
+	// removed again when one is refused: greeting does not stay. (A retry
+	// in flight may hold it for a moment, so this waits for it to go.)
+	eventually(t, 30*time.Second, "greeting removed again", func() (bool, string) {
+		_, err := configMap(t, ns, "greeting")
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
 	if err := newClient(t).Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Deployment web applied without the right: %v", err)
 	}
