@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/lru"
 
 	"github.com/kix-project/kix/api/v1alpha1"
 	"github.com/kix-project/kix/internal/deploy"
@@ -16,17 +17,22 @@ import (
 // Deployers hands out a deploy.Manager for each identity the controller
 // applies Installations as: its own, or a service account it
 // impersonates. A Manager discovers the cluster's kinds and keeps what it
-// learnt, so each identity's is made once and reused.
+// learnt, so each identity's is made once and reused; the least recently
+// used go when there are more than maxDeployers, so tenants naming ever
+// new accounts cannot grow the controller without bound.
 type Deployers struct {
 	config *rest.Config
 
 	mu       sync.Mutex
-	managers map[string]*deploy.Manager // by impersonated user; "" is the controller itself
+	managers *lru.Cache // *deploy.Manager by impersonated user; "" is the controller itself
 }
+
+// maxDeployers is how many identities' Managers are kept.
+const maxDeployers = 256
 
 // NewDeployers makes Managers from cfg, the controller's own connection.
 func NewDeployers(cfg *rest.Config) *Deployers {
-	return &Deployers{config: cfg, managers: map[string]*deploy.Manager{}}
+	return &Deployers{config: cfg, managers: lru.New(maxDeployers)}
 }
 
 // As returns the Manager acting as user, impersonating it, or with the
@@ -35,14 +41,14 @@ func NewDeployers(cfg *rest.Config) *Deployers {
 func (d *Deployers) As(user string) (*deploy.Manager, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if m, ok := d.managers[user]; ok {
-		return m, nil
+	if m, ok := d.managers.Get(user); ok {
+		return m.(*deploy.Manager), nil
 	}
 	m, err := deploy.NewManager(d.configAs(user))
 	if err != nil {
 		return nil, err
 	}
-	d.managers[user] = m
+	d.managers.Add(user, m)
 	return m, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kix-project/kix/api/v1alpha1"
@@ -391,6 +392,24 @@ func TestDeployersImpersonate(t *testing.T) {
 	}
 	if own, _ := d.As(""); own == first {
 		t.Error("the controller's Manager is the service account's")
+	}
+
+	// Only the most recently used identities' Managers are kept.
+	d.managers = lru.New(2)
+	as := func(user string) *deploy.Manager {
+		m, err := d.As(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := as("system:serviceaccount:t:a"), as("system:serviceaccount:t:b")
+	if as("system:serviceaccount:t:a") != a {
+		t.Error("a Manager was made again while it was among the last two used")
+	}
+	as("system:serviceaccount:t:c") // evicts b, the least recently used
+	if as("system:serviceaccount:t:b") == b {
+		t.Error("a third identity did not evict the least recently used Manager")
 	}
 }
 
