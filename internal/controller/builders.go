@@ -35,6 +35,14 @@ type Admitter interface {
 	Admit(ctx context.Context, img *v1alpha1.NixImage, req image.PackageRequest) (admitted bool, why string, err error)
 }
 
+// Superseder is an ImageBuilder whose builds outlive the reconcile that
+// started them: Supersede stops the builds of an image's earlier
+// generations, once its spec has changed (whether or not the new one is
+// built at all).
+type Superseder interface {
+	Supersede(ctx context.Context, img *v1alpha1.NixImage) error
+}
+
 // BuildError is a build that failed because of what was asked (a missing
 // package, a package that does not build): retrying cannot help until the
 // spec changes.

@@ -51,6 +51,14 @@ type JobBuilder struct {
 	mu sync.Mutex // counting and starting Jobs is one step
 }
 
+// Supersede implements Superseder: it deletes the image's Jobs of earlier
+// generations, so they neither run on nor hold a build slot.
+func (b *JobBuilder) Supersede(ctx context.Context, img *v1alpha1.NixImage) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deleteEarlierJobs(ctx, img)
+}
+
 // Admit implements Admitter: it deletes the image's Jobs of earlier
 // generations, then starts its build Job if fewer than Max build Jobs are
 // running, and says how many are if not.

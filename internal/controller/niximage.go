@@ -71,6 +71,11 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if current && (st.Phase == v1alpha1.NixImageBuilt || st.Phase == v1alpha1.NixImageFailed) {
 		return ctrl.Result{}, nil
 	}
+	if s, ok := r.Builder.(Superseder); ok && !current {
+		if err := s.Supersede(ctx, &img); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if !current || st.Phase == "" {
 		r.transition(&img, v1alpha1.NixImagePending, metav1.ConditionUnknown, ReasonPending, "waiting for a build")
 		st.Image, st.StorePath = "", ""

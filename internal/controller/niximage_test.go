@@ -383,6 +383,15 @@ func earlierGenerationsJobIsDeleted(t *testing.T, name string) {
 		got := jobs()
 		return slices.Equal(got, []string{second}), fmt.Sprint(got)
 	})
+
+	// A third generation that is refused before any build still stops the
+	// second's Job.
+	update(t, direct, img, func(i *v1alpha1.NixImage) { i.Spec.PackageSet = "/not/an/allowed/set.nix" })
+	waitPhase(t, direct, ns, name, v1alpha1.NixImageFailed)
+	eventually(t, 30*time.Second, "no Job left", func() (bool, string) {
+		got := jobs()
+		return len(got) == 0, fmt.Sprint(got)
+	})
 }
 
 // longImageName is a NixImage name longer than a label value.
