@@ -461,3 +461,27 @@ func TestServiceAccountUser(t *testing.T) {
 		}
 	}
 }
+
+// A tenant block is made before the service account's rights are tried:
+// an Installation refused while its values change keeps one block, not
+// one for each values it had.
+func TestRefusedInstallationKeepsOneTenantBlock(t *testing.T) {
+	cl, ns := startInstallations(t)
+	ctx := context.Background()
+	inst := newInstallation(ns, "web", "hello-web", "1.0", `{"greeting":"one"}`)
+	inst.Spec.ServiceAccountName = "nobody"
+	if err := cl.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	refusedAs(t, ns, "web", "nobody")
+	first := tenantBlocks(t, ns, "web")
+	if len(first) != 1 {
+		t.Fatalf("tenant blocks %v; want one", first)
+	}
+	update(t, cl, inst, func(i *v1alpha1.Installation) { i.Spec.Values.Raw = []byte(`{"greeting":"two"}`) })
+	eventually(t, 30*time.Second, "only the new values' block", func() (bool, string) {
+		names := tenantBlocks(t, ns, "web")
+		return len(names) == 1 && names[0] != first[0], fmt.Sprint(names)
+	})
+	refusedAs(t, ns, "web", "nobody")
+}

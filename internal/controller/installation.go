@@ -184,6 +184,12 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 		return nil, err
 	}
 	r.event(inst, corev1.EventTypeNormal, "Customized", "built %s from %s with the Installation's values", ownName, name)
+	// The blocks of earlier values go now, not once an apply succeeds:
+	// an Installation whose applies are refused keeps one block however
+	// often its values change.
+	if err := r.removeOtherTenantBlocks(ctx, inst, ownName); err != nil {
+		return nil, err
+	}
 	return &own, nil
 }
 
