@@ -36,6 +36,7 @@ check:
 	@hack/generate.sh --check
 	@unformatted=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted >&2; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; }
 	$(GO) vet ./...
 	$$(hack/go-tool.sh hack/tools/lint honnef.co/go/tools/cmd/staticcheck) ./...
 
