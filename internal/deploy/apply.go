@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 )
@@ -90,13 +89,14 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 			return cs, err
 		}
 	}
+	var kept []*member
 	if opts.Prune {
-		if err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {
+		if kept, err = m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {
 			return cs, err
 		}
 	}
 	if opts.Inventory != nil {
-		if err := m.finishInventory(ctx, *opts.Inventory, inv, p, opts.Prune, opts.DryRun); err != nil {
+		if err := m.finishInventory(ctx, *opts.Inventory, inv, p, opts.Prune, kept, opts.DryRun); err != nil {
 			return cs, err
 		}
 	}
@@ -454,11 +454,10 @@ func (w *intentWriter) before(ctx context.Context, s Stage) error {
 // custom resources of them can be applied in later stages.
 func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyOptions) error {
 	opts.progress("waiting for %s to be established", plural(len(crds), "CustomResourceDefinition"))
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	deadline := time.Now().Add(time.Minute)
 	for _, it := range crds {
 		for {
-			crd, err := m.client.Resource(gvr).Get(ctx, it.id.Name, metav1.GetOptions{})
+			crd, err := m.client.Resource(crdGVR).Get(ctx, it.id.Name, metav1.GetOptions{})
 			if err != nil {
 				return &ObjectError{ID: it.id, Err: err}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/pmezard/go-difflib/difflib"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -183,16 +184,18 @@ func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) (
 	if err != nil {
 		return nil, err
 	}
+	var judged ChangeSet
+	_, gone, err := m.judge(ctx, inv, p, doomed, true, &judged)
+	if err != nil {
+		return nil, err
+	}
 	var out []ObjectDiff
-	for _, mb := range doomed {
+	for _, c := range judged.Changes {
+		out = append(out, ObjectDiff{Object: c.Object, Action: Kept, Message: c.Message})
+	}
+	for _, mb := range gone {
 		d := ObjectDiff{Object: mb.id, Action: Pruned}
-		reason, err := m.keepReason(ctx, inv, mb)
-		if err != nil {
-			return nil, err
-		}
-		if reason != "" {
-			d.Action, d.Message = Kept, reason
-		} else if obj, err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Get(ctx, mb.id.Name, metav1.GetOptions{}); err == nil {
+		if obj, err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Get(ctx, mb.id.Name, metav1.GetOptions{}); err == nil {
 			before, _ := normalizedYAML(obj)
 			d.Diff, _ = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 				A: difflib.SplitLines(before), FromFile: "live/" + mb.id.String(), ToFile: "/dev/null", Context: 3,
@@ -200,6 +203,7 @@ func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) (
 		}
 		out = append(out, d)
 	}
+	slices.SortFunc(out, func(a, b ObjectDiff) int { return compareIDs(a.Object, b.Object) })
 	return out, nil
 }
 

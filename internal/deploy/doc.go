@@ -44,7 +44,8 @@
 //     label. The members not in the new set are b and Deployment web; they
 //     are deleted, in reverse stage order, each with its UID as a
 //     precondition. An object annotated kix.dev/prune: disabled is kept and
-//     reported, and a Namespace that holds objects kix does not own is kept.
+//     reported; so is a Namespace or CRD that an object which stays needs,
+//     or whose deletion would take objects kix does not own.
 //  4. The parent is rewritten with exactly the new set: "ConfigMap,Service".
 //
 // A prune refuses to run with an empty set unless told to (AllowEmpty):

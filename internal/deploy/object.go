@@ -39,6 +39,12 @@ func (id ObjectID) String() string {
 	return id.Kind + "/" + id.Namespace + "/" + id.Name
 }
 
+// CustomResourceDefinitions, which kix applies first and prunes last.
+var (
+	crdGroupKind = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+	crdGVR       = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
 // GroupKind returns the object's group and kind.
 func (id ObjectID) GroupKind() schema.GroupKind {
 	return schema.GroupKind{Group: id.Group, Kind: id.Kind}
@@ -108,7 +114,7 @@ var webhookKinds = map[schema.GroupKind]bool{
 func stageOf(id ObjectID, namespaced bool) Stage {
 	gk := id.GroupKind()
 	switch {
-	case gk == schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
+	case gk == crdGroupKind:
 		return StageCRDs
 	case gk == schema.GroupKind{Kind: "Namespace"}:
 		return StageNamespaces

@@ -177,7 +177,7 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
 	scopes := map[schema.GroupKind]bool{}
 	for _, o := range objs {
-		if o.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+		if o.GroupVersionKind().GroupKind() != crdGroupKind {
 			continue
 		}
 		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -110,39 +111,105 @@ func (m *Manager) doomed(ctx context.Context, inv Inventory, old *inventoryState
 }
 
 // prune deletes the inventory's members that are not in the plan, in
-// reverse stage order, and reports each.
-func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState, p *plan, opts ApplyOptions, cs *ChangeSet) error {
+// reverse stage order, reports each, and returns those it kept (see
+// judge). Every member is judged before any is deleted.
+func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState, p *plan, opts ApplyOptions, cs *ChangeSet) ([]*member, error) {
 	doomed, err := m.doomed(ctx, inv, old, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(doomed) > 0 {
-		opts.progress("pruning %s that left %s", plural(len(doomed), "object"), inv)
+	kept, gone, err := m.judge(ctx, inv, p, doomed, opts.DryRun, cs)
+	if err != nil {
+		return kept, err
+	}
+	if len(gone) > 0 {
+		opts.progress("pruning %s that left %s", plural(len(gone), "object"), inv)
 	}
 	for s := StageWebhooks; s >= StageCRDs; s-- {
 		var batch []*member
-		for _, mb := range doomed {
-			if stageOf(mb.id, mb.namespaced) == s {
+		for _, mb := range gone {
+			if mb.stage() == s {
 				batch = append(batch, mb)
 			}
 		}
 		errs := forEach(ctx, m.workers, batch, func(ctx context.Context, mb *member) error {
-			c, err := m.pruneOne(ctx, inv, mb, opts.DryRun)
-			c.stage = s
+			c, err := m.pruneOne(ctx, mb, opts.DryRun)
 			cs.add(c)
 			return err
 		})
 		if err := errors.Join(errs...); err != nil {
-			return err
+			return kept, err
 		}
 	}
-	return nil
+	return kept, nil
+}
+
+func (mb *member) stage() Stage { return stageOf(mb.id, mb.namespaced) }
+
+// judge splits the members that left the set into those kept (reported as
+// such, see keepReason) and those that go. Stages are judged in reverse
+// order, so a Namespace or CRD knows which of the objects that need it
+// stay. The Namespace holding the inventory's parent is judged last: it
+// stays while the parent does, that is while anything does.
+func (m *Manager) judge(ctx context.Context, inv Inventory, p *plan, doomed []*member, dryRun bool, cs *ChangeSet) (kept, gone []*member, err error) {
+	staying := slices.Collect(maps.Keys(p.ids()))
+	var home *member
+	for s := StageWebhooks; s >= StageCRDs; s-- {
+		type verdict struct {
+			mb     *member
+			reason string
+		}
+		var batch []*verdict
+		for _, mb := range doomed {
+			switch {
+			case mb.stage() != s:
+			case mb.id == (ObjectID{Kind: "Namespace", Name: inv.Namespace}):
+				home = mb
+			default:
+				batch = append(batch, &verdict{mb: mb})
+			}
+		}
+		errs := forEach(ctx, m.workers, batch, func(ctx context.Context, v *verdict) error {
+			var err error
+			v.reason, err = m.keepReason(ctx, inv, v.mb, staying, false)
+			return err
+		})
+		if err := errors.Join(errs...); err != nil {
+			return kept, gone, err
+		}
+		for _, v := range batch {
+			if v.reason == "" {
+				gone = append(gone, v.mb)
+				continue
+			}
+			kept = append(kept, v.mb)
+			staying = append(staying, v.mb.id)
+			cs.add(Change{Object: v.mb.id, Action: Kept, Message: v.reason, DryRun: dryRun, stage: s})
+		}
+	}
+	if home == nil {
+		return kept, gone, nil
+	}
+	reason := ""
+	if len(p.items) > 0 || len(kept) > 0 {
+		reason = fmt.Sprintf("holds the parent of %s (ConfigMap/%s/%s), which stays", inv, inv.Namespace, inv.Name)
+	} else if reason, err = m.keepReason(ctx, inv, home, staying, true); err != nil {
+		return kept, gone, err
+	}
+	if reason == "" {
+		return kept, append(gone, home), nil
+	}
+	cs.add(Change{Object: home.id, Action: Kept, Message: reason, DryRun: dryRun, stage: StageNamespaces})
+	return append(kept, home), gone, nil
 }
 
 // keepReason says why a member that left the set is kept rather than
-// deleted, or "" if it goes: it is not labelled as the inventory's, it is
-// marked to be kept, or (a Namespace) it holds objects kix does not own.
-func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member) (string, error) {
+// deleted, or "" if it goes: it is not labelled as the inventory's; it is
+// marked to be kept; or it is a Namespace or CRD that objects which stay
+// need (staying: the set, and the members kept so far), or whose deletion
+// would take objects kix does not own. parentGoes says the inventory's
+// parent is deleted too, so it does not hold its namespace.
+func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, staying []ObjectID, parentGoes bool) (string, error) {
 	if mb.obj.GetLabels()[PartOfLabel] != inv.ID() {
 		// Never delete what is not ours; the list's selector makes this
 		// unreachable, and this check makes it certain.
@@ -151,36 +218,54 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member) (st
 	if mb.obj.GetAnnotations()[PruneAnnotation] == "disabled" {
 		return PruneAnnotation + ": disabled", nil
 	}
-	if mb.id.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
-		foreign, err := m.foreignObjectIn(ctx, mb.id.Name, inv)
+	switch mb.id.GroupKind() {
+	case schema.GroupKind{Kind: "Namespace"}:
+		for _, id := range staying {
+			if id.Namespace == mb.id.Name {
+				return "holds " + id.String() + ", which stays", nil
+			}
+		}
+		foreign, err := m.foreignObjectIn(ctx, mb.id.Name, inv, parentGoes)
 		if err != nil {
 			return "", &ObjectError{ID: mb.id, Err: err}
 		}
 		if foreign != "" {
 			return "holds objects kix does not own, such as " + foreign, nil
 		}
+	case crdGroupKind:
+		crd, err := m.readCRD(ctx, mb.id.Name)
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		if err != nil {
+			return "", &ObjectError{ID: mb.id, Err: err}
+		}
+		for _, id := range staying {
+			if id.GroupKind() == crd.groupKind {
+				return "defines " + id.String() + ", which stays", nil
+			}
+		}
+		foreign, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false)
+		if err != nil {
+			return "", &ObjectError{ID: mb.id, Err: err}
+		}
+		if foreign != "" {
+			return "defines objects kix does not own, such as " + foreign, nil
+		}
 	}
 	return "", nil
 }
 
-// pruneOne deletes one member, unless keepReason keeps it.
-func (m *Manager) pruneOne(ctx context.Context, inv Inventory, mb *member, dryRun bool) (Change, error) {
-	c := Change{Object: mb.id, DryRun: dryRun}
-	reason, err := m.keepReason(ctx, inv, mb)
-	if err != nil {
-		return c, err
-	}
-	if reason != "" {
-		c.Action, c.Message = Kept, reason
-		return c, nil
-	}
+// pruneOne deletes one member that keepReason let go.
+func (m *Manager) pruneOne(ctx context.Context, mb *member, dryRun bool) (Change, error) {
+	c := Change{Object: mb.id, DryRun: dryRun, stage: mb.stage()}
 	uid := mb.obj.GetUID()
 	background := metav1.DeletePropagationBackground
 	del := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &background}
 	if dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}
-	err = m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
+	err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
 	switch {
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		c.Action, c.Message = Pruned, "already gone"
@@ -215,10 +300,11 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 		return nil, fmt.Errorf("%s: %w", opts.Inventory, ErrNoInventory)
 	}
 	cs := &ChangeSet{Inventory: opts.Inventory.String()}
-	if err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs); err != nil {
+	kept, err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs)
+	if err != nil {
 		return cs, err
 	}
-	if err := m.finishInventory(ctx, *opts.Inventory, inv, p, true, opts.DryRun); err != nil {
+	if err := m.finishInventory(ctx, *opts.Inventory, inv, p, true, kept, opts.DryRun); err != nil {
 		return cs, err
 	}
 	cs.Sort()
@@ -226,11 +312,12 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 }
 
 // finishInventory records the set on the parent after an apply or prune:
-// exactly the set's group-kinds and namespaces if it was pruned, the union
-// with the old ones if not (members left behind are members until a
-// prune). A pruned empty set removes the parent.
-func (m *Manager) finishInventory(ctx context.Context, inv Inventory, old *inventoryState, p *plan, pruned, dryRun bool) error {
-	if pruned && len(p.items) == 0 {
+// exactly the set's group-kinds and namespaces, and those of the members a
+// prune kept, if it was pruned; the union with the old ones if not
+// (members left behind are members until a prune). A pruned empty set that
+// kept nothing removes the parent.
+func (m *Manager) finishInventory(ctx context.Context, inv Inventory, old *inventoryState, p *plan, pruned bool, kept []*member, dryRun bool) error {
+	if pruned && len(p.items) == 0 && len(kept) == 0 {
 		if dryRun || !old.exists {
 			return nil
 		}
@@ -241,6 +328,12 @@ func (m *Manager) finishInventory(ctx context.Context, inv Inventory, old *inven
 		return nil
 	}
 	final := &inventoryState{groupKinds: sets.KeySet(p.groupKinds()), namespaces: sets.KeySet(p.namespaces()), checksum: setChecksum(p.sums)}
+	for _, mb := range kept {
+		final.groupKinds.Insert(mb.id.GroupKind())
+		if mb.id.Namespace != "" {
+			final.namespaces.Insert(mb.id.Namespace)
+		}
+	}
 	if !pruned {
 		final.groupKinds = final.groupKinds.Union(old.groupKinds)
 		final.namespaces = final.namespaces.Union(old.namespaces)

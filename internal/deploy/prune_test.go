@@ -319,3 +319,133 @@ func TestAdoptingAnUnchangedObjectMovesIt(t *testing.T) {
 		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
 	}
 }
+
+// ownNamespace is a namespace a test's set creates, deleted after it.
+func ownNamespace(t *testing.T, name string) string {
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(namespaces).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+func terminating(t *testing.T, name string) bool {
+	t.Helper()
+	ns, err := dyn(t).Resource(namespaces).Get(context.Background(), name, metav1.GetOptions{})
+	return err != nil || ns.GetDeletionTimestamp() != nil
+}
+
+// A Namespace that left the set is kept while objects that stay are in
+// it: members of the set, and members a prune keeps.
+func TestPruneKeepsANamespaceWhatStaysNeeds(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	home := ownNamespace(t, ns+"-home")
+	inv := &Inventory{Name: "homes", Namespace: ns}
+	namespace := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + home + "}\n---\n"
+	config := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: " + home + "}\n---\n"
+	precious := "apiVersion: v1\nkind: Secret\nmetadata: {name: precious, namespace: " + home + ", annotations: {kix.dev/prune: disabled}}\n"
+	apply(t, m, objects(t, ns, namespace+config+precious), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+
+	// The set drops the Namespace but not what is in it.
+	cs := apply(t, m, objects(t, ns, config+precious), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	wantActions(t, cs, "Namespace/"+home+" kept", "ConfigMap/"+home+"/cfg unchanged", "Secret/"+home+"/precious unchanged")
+	if msg := cs.Changes[0].Message; !strings.Contains(msg, "which stays") {
+		t.Errorf("kept namespace message %q", msg)
+	}
+	if terminating(t, home) {
+		t.Fatal("the namespace of objects in the set was deleted")
+	}
+
+	// Everything leaves: the Secret is kept, so its Namespace is too, and
+	// the inventory still records both.
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "Namespace/"+home+" kept", "ConfigMap/"+home+"/cfg pruned", "Secret/"+home+"/precious kept")
+	if terminating(t, home) || !exists(t, secrets, home, "precious") {
+		t.Fatal("a kept object was deleted with its namespace")
+	}
+	parent, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "homes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the inventory of kept members: %v", err)
+	}
+	if gks := parent.GetAnnotations()[GroupKindsAnnotation]; gks != "Namespace,Secret" {
+		t.Errorf("parent group-kinds %q, want the kept members' Namespace,Secret", gks)
+	}
+}
+
+// The Namespace that holds the inventory's parent stays while the parent
+// does, and goes with it when the whole set goes.
+func TestPruneOfTheInventorysNamespace(t *testing.T) {
+	m, _ := newManager(t)
+	home := ownNamespace(t, kube.Get(t).Namespace(t)+"-inv")
+	inv := &Inventory{Name: "app", Namespace: home}
+	namespace := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + home + "}\n---\n"
+	config := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
+	apply(t, m, objects(t, home, namespace+config), ApplyOptions{DefaultNamespace: home, Inventory: inv})
+
+	cs := apply(t, m, objects(t, home, config), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
+	wantActions(t, cs, "Namespace/"+home+" kept", "ConfigMap/"+home+"/cfg unchanged")
+	if terminating(t, home) {
+		t.Fatal("the inventory's namespace was deleted while the inventory stays")
+	}
+	apply(t, m, objects(t, home, namespace+config), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
+
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: home, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "Namespace/"+home+" pruned", "ConfigMap/"+home+"/cfg pruned")
+	if !terminating(t, home) {
+		t.Error("uninstalling the whole set left its namespace")
+	}
+}
+
+// A CRD that left the set is kept while custom resources of the set, or
+// ones kix does not own, are of its kind.
+func TestPruneKeepsACRDWhatStaysNeeds(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	group := ns + ".example.org"
+	crd := strings.ReplaceAll(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.GROUP}
+spec:
+  group: GROUP
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+`, "GROUP", group)
+	gadget := "apiVersion: " + group + "/v1\nkind: Gadget\nmetadata: {name: g}\n"
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(crdGVR).Delete(context.Background(), "gadgets."+group, metav1.DeleteOptions{})
+	})
+	inv := &Inventory{Name: "gadgets", Namespace: ns}
+	apply(t, m, objects(t, ns, crd+gadget), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+
+	cs := apply(t, m, objects(t, ns, gadget), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	wantActions(t, cs, "CustomResourceDefinition/gadgets."+group+" kept", "Gadget/"+ns+"/g unchanged")
+	if msg := cs.Changes[0].Message; !strings.Contains(msg, "Gadget/"+ns+"/g, which stays") {
+		t.Errorf("kept CRD message %q", msg)
+	}
+
+	gadgets := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"}
+	byHand := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Gadget", "metadata": map[string]any{"name": "by-hand"}}}
+	if _, err := dyn(t).Resource(gadgets).Namespace(ns).Create(context.Background(), byHand, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "CustomResourceDefinition/gadgets."+group+" kept", "Gadget/"+ns+"/g pruned")
+	if msg := cs.Changes[0].Message; !strings.Contains(msg, "Gadget/"+ns+"/by-hand") {
+		t.Errorf("kept CRD message %q does not name the object kix does not own", msg)
+	}
+	if !exists(t, gadgets, ns, "by-hand") {
+		t.Error("a custom resource kix does not own was deleted with its CRD")
+	}
+}
