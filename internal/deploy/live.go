@@ -89,9 +89,10 @@ func idOfMeta(mp *meta.RESTMapping, o metav1.Object) ObjectID {
 }
 
 // upToDate reports whether a live object is as kix last applied it for
-// this content: it carries the content's checksum, and no other field
-// manager has written a field the desired object sets since kix applied
-// (a kubectl edit, say). Such objects need no request at all.
+// this content: it carries the content's checksum, kix still owns every
+// field the desired object sets (nobody removed one), and no other field
+// manager has written such a field since kix applied (a kubectl edit or
+// scale, say). Such objects need no request at all.
 func upToDate(live metav1.Object, it *item) bool {
 	if live.GetAnnotations()[ChecksumAnnotation] != it.sum || live.GetDeletionTimestamp() != nil {
 		return false
@@ -103,11 +104,17 @@ func upToDate(live metav1.Object, it *item) bool {
 			ours = &entries[i]
 		}
 	}
-	if ours == nil || ours.Time == nil {
+	if ours == nil || ours.Time == nil || ours.FieldsV1 == nil {
 		return false
 	}
+	var owned map[string]any
+	if json.Unmarshal(ours.FieldsV1.GetRawBytes(), &owned) != nil || !covers(owned, specOf(it.obj.Object)) {
+		return false // a field kix set was removed since
+	}
 	for _, e := range entries {
-		if e.Manager == FieldManager || e.Subresource != "" || e.FieldsV1 == nil {
+		// Subresources count too (kubectl scale writes spec.replicas
+		// through scale), except status, which kix does not set.
+		if e.Manager == FieldManager || e.Subresource == "status" || e.FieldsV1 == nil {
 			continue
 		}
 		if e.Time != nil && e.Time.Before(ours.Time) {
@@ -119,6 +126,76 @@ func upToDate(live metav1.Object, it *item) bool {
 		}
 	}
 	return true
+}
+
+// specOf is what kix's own managed fields must cover of a desired
+// object: all of it but what the server does not record as a field (type,
+// name and namespace) and status, which an apply to the object does not
+// write.
+func specOf(obj map[string]any) map[string]any {
+	out := make(map[string]any, len(obj))
+	for k, v := range obj {
+		switch k {
+		case "apiVersion", "kind", "status":
+		case "metadata":
+			meta, _ := v.(map[string]any)
+			rest := make(map[string]any, len(meta))
+			for mk, mv := range meta {
+				if mk != "name" && mk != "namespace" {
+					rest[mk] = mv
+				}
+			}
+			out[k] = rest
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// covers reports whether a managed-fields set (fieldsV1) still holds every
+// field the desired value sets, so nobody removed one. It errs on the side
+// of "yes" where fieldsV1 does not say: an atomic field is owned whole, and
+// of a list only the number of elements is compared.
+func covers(fields map[string]any, desired any) bool {
+	if leaf(fields) {
+		return true
+	}
+	switch d := desired.(type) {
+	case map[string]any:
+		for name, value := range d {
+			if value == nil || empty(value) {
+				continue // null unsets, and nothing in {} or [] is owned
+			}
+			sub, ok := fields["f:"+name]
+			if !ok {
+				return false
+			}
+			children, _ := sub.(map[string]any)
+			if !covers(children, value) {
+				return false
+			}
+		}
+	case []any:
+		elements := 0
+		for k := range fields {
+			if k != "." {
+				elements++
+			}
+		}
+		return elements >= len(d)
+	}
+	return true
+}
+
+func empty(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return false
 }
 
 // touches reports whether a managed-fields set (fieldsV1) includes a field
