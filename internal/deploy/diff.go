@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/pmezard/go-difflib/difflib"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 )
 
@@ -50,7 +52,7 @@ func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, o
 		if len(items) == 0 {
 			continue
 		}
-		d, err := m.diffStage(ctx, items, opts)
+		d, err := m.diffStage(ctx, items, p.namespaceObjects(), opts)
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +68,10 @@ func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, o
 	return diffs, nil
 }
 
-func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions) ([]ObjectDiff, error) {
+// diffStage diffs one stage's objects. Those whose namespace does not
+// exist yet are shown as written if the set creates it (created), and are
+// an error if not, as their apply would be.
+func (m *Manager) diffStage(ctx context.Context, items []*item, created map[string]bool, opts DiffOptions) ([]ObjectDiff, error) {
 	var ready []*item
 	var out []ObjectDiff
 	for _, it := range items {
@@ -106,7 +111,7 @@ func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions
 	for i, it := range todo {
 		desired, note := results[i], ""
 		if errs[i] != nil {
-			if !apierrors.IsNotFound(errors.Unwrap(errs[i])) {
+			if !created[it.id.Namespace] || !apierrors.IsNotFound(errors.Unwrap(errs[i])) {
 				return nil, errs[i]
 			}
 			// Its namespace does not exist yet: the server cannot say more.
@@ -123,6 +128,7 @@ func (m *Manager) diffStage(ctx context.Context, items []*item, opts DiffOptions
 
 func newObjectDiff(it *item, live, desired *unstructured.Unstructured, note string) (ObjectDiff, error) {
 	d := ObjectDiff{Object: it.id, Message: note}
+	live, desired = maskSecret(live, desired)
 	before, err := normalizedYAML(live)
 	if err != nil {
 		return d, err
@@ -149,6 +155,48 @@ func newObjectDiff(it *item, live, desired *unstructured.Unstructured, note stri
 		FromFile: from, ToFile: "desired/" + it.id.String(), Context: 3,
 	})
 	return d, err
+}
+
+// maskSecret hides a Secret's values, as kubectl diff does: each is "***",
+// or "*** (before)" and "*** (after)" where it changes, so a diff in a CI
+// log says which keys change without saying to what. Other objects are
+// returned as they are.
+func maskSecret(live, desired *unstructured.Unstructured) (*unstructured.Unstructured, *unstructured.Unstructured) {
+	isSecret := func(o *unstructured.Unstructured) bool {
+		return o != nil && o.GroupVersionKind().GroupKind() == schema.GroupKind{Kind: "Secret"}
+	}
+	if !isSecret(live) && !isSecret(desired) {
+		return live, desired
+	}
+	values := func(o *unstructured.Unstructured, field string) map[string]any {
+		if !isSecret(o) {
+			return nil
+		}
+		m, _, _ := unstructured.NestedMap(o.Object, field)
+		return m
+	}
+	live, desired = live.DeepCopy(), desired.DeepCopy()
+	for _, field := range []string{"data", "stringData"} {
+		before, after := values(live, field), values(desired, field)
+		for k, v := range before {
+			before[k] = "***"
+			if w, ok := after[k]; ok && !reflect.DeepEqual(w, v) {
+				before[k], after[k] = "*** (before)", "*** (after)"
+			}
+		}
+		for k, w := range after {
+			if w != "*** (after)" {
+				after[k] = "***"
+			}
+		}
+		if before != nil {
+			_ = unstructured.SetNestedMap(live.Object, before, field)
+		}
+		if after != nil {
+			_ = unstructured.SetNestedMap(desired.Object, after, field)
+		}
+	}
+	return live, desired
 }
 
 // normalizedYAML is an object as a reviewer wants to compare it: without
@@ -196,6 +244,7 @@ func (m *Manager) pruneCandidates(ctx context.Context, inv Inventory, p *plan) (
 	for _, mb := range gone {
 		d := ObjectDiff{Object: mb.id, Action: Pruned}
 		if obj, err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Get(ctx, mb.id.Name, metav1.GetOptions{}); err == nil {
+			obj, _ = maskSecret(obj, nil)
 			before, _ := normalizedYAML(obj)
 			d.Diff, _ = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 				A: difflib.SplitLines(before), FromFile: "live/" + mb.id.String(), ToFile: "/dev/null", Context: 3,
