@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -130,7 +131,17 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 			return results, err
 		}
 		reread := unmapped(items)
-		if len(reread) > 0 {
+		if len(reread) > 0 && opts.DryRun {
+			// A dry run did not create the set's CRDs: what cannot be
+			// mapped yet is reported as created, unchecked.
+			for _, it := range reread {
+				if m.resolve([]*item{it}) != nil {
+					cs.add(Change{Object: it.id, Action: Created, DryRun: true, Message: "its CustomResourceDefinition is created by this apply; not checked", stage: s})
+				}
+			}
+			items = mapped(items)
+			reread = slices.DeleteFunc(reread, func(it *item) bool { return it.mapping == nil })
+		} else if len(reread) > 0 {
 			if err := m.resolve(reread); err != nil {
 				return results, err
 			}
@@ -213,29 +224,70 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, live map[Object
 	if len(todo) == 0 {
 		return results, nil
 	}
+	for _, it := range todo {
+		results[it.id] = &applied{item: it}
+	}
+	if opts.DryRun {
+		return results, m.dryRunStage(ctx, todo, live, setNamespaces, opts.Force, cs)
+	}
 	// A stage that changes existing objects is validated whole before any
 	// of it is applied. A stage of new objects is applied at once, and
 	// what it created is removed again if any object is refused.
-	if !opts.DryRun && !allNew {
+	if !allNew {
 		if _, errs := m.applyItemsMeta(ctx, todo, opts.Force, true); failed(errs) {
 			return results, reportFailures(todo, errs, cs)
 		}
 	}
-	out, errs := m.applyItemsMeta(ctx, todo, opts.Force, opts.DryRun)
-	if opts.DryRun {
-		errs = excuseNewNamespaces(todo, errs, setNamespaces)
-		if failed(errs) {
-			return results, reportFailures(todo, errs, cs)
-		}
-	}
+	out, errs := m.applyItemsMeta(ctx, todo, opts.Force, false)
 	if failed(errs) {
 		return results, m.rollBack(ctx, todo, out, errs, cs)
 	}
 	for i, it := range todo {
-		results[it.id] = &applied{item: it}
-		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i], opts.DryRun), DryRun: opts.DryRun, stage: it.stage})
+		cs.add(Change{Object: it.id, Action: classify(live[it.id], out[i]), stage: it.stage})
 	}
 	return results, nil
+}
+
+// dryRunStage asks the server what applying the items would make of them,
+// and reports each: created, or configured or unchanged as the answer
+// differs from the live object or not. (A dry run keeps the
+// resourceVersion, which is how classify tells a real apply's changes.)
+func (m *Manager) dryRunStage(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, setNamespaces map[string]bool, force bool, cs *ChangeSet) error {
+	out, errs := m.applyItems(ctx, items, force, true)
+	errs = excuseNewNamespaces(items, errs, setNamespaces)
+	if failed(errs) {
+		return reportFailures(items, errs, cs)
+	}
+	full, err := m.fullObjects(ctx, items, live)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		action := Created
+		if before, ok := full[it.id]; ok {
+			action = Unchanged
+			if !sameContent(before, out[i]) {
+				action = Configured
+			}
+		}
+		cs.add(Change{Object: it.id, Action: action, DryRun: true, stage: it.stage})
+	}
+	return nil
+}
+
+// sameContent reports whether two versions of an object are the same but
+// for their managed fields and resourceVersion.
+func sameContent(a, b *unstructured.Unstructured) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	strip := func(o *unstructured.Unstructured) map[string]any {
+		o = o.DeepCopy()
+		unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
+		unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
+		return o.Object
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
 }
 
 // excuseNewNamespaces drops, from a dry run's errors, the NotFound of
@@ -382,9 +434,9 @@ func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
 
 // classify tells what an apply did: live is the object before (nil if kix
 // did not find it), result what the server answered.
-func classify(live, result metav1.Object, dryRun bool) Action {
+func classify(live, result metav1.Object) Action {
 	if live == nil {
-		if dryRun || createdByThisApply(result) {
+		if createdByThisApply(result) {
 			return Created
 		}
 		return Configured // existed without kix's label: adopted

@@ -457,3 +457,53 @@ spec:
 		t.Errorf("replicas = %d after a forced apply, want 2", r)
 	}
 }
+
+// A server dry run tells changed objects from unchanged ones, though it
+// does not move their resourceVersion.
+func TestDryRunTellsWhatWouldChange(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "dry-change", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	changed := strings.Replace(twoConfigMaps, `{k: "1"}`, `{k: "2"}`, 1)
+	cs := apply(t, m, objects(t, ns, changed), ApplyOptions{DefaultNamespace: ns, Inventory: inv, DryRun: true, Force: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a configured", "ConfigMap/"+ns+"/b unchanged")
+	a, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _, _ := unstructured.NestedString(a.Object, "data", "k"); k != "1" {
+		t.Errorf("a dry run changed data.k to %q", k)
+	}
+}
+
+// A server dry run of a set with a CRD and custom resources of it reports
+// the resources as created, unchecked: the CRD is not there to check them
+// against.
+func TestDryRunOfACRDAndItsResources(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	group := ns + ".example.org"
+	set := strings.ReplaceAll(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gizmos.GROUP}
+spec:
+  group: GROUP
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: GROUP/v1
+kind: Gizmo
+metadata: {name: g}
+`, "GROUP", group)
+	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "gizmos", Namespace: ns}, DryRun: true})
+	wantActions(t, cs, "CustomResourceDefinition/gizmos."+group+" created", "Gizmo/"+ns+"/g created")
+	if msg := cs.Changes[1].Message; !strings.Contains(msg, "not checked") {
+		t.Errorf("the custom resource's message %q does not say it was not checked", msg)
+	}
+	if exists(t, crdGVR, "", "gizmos."+group) {
+		t.Error("a dry run created the CRD")
+	}
+}
