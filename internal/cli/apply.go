@@ -21,6 +21,8 @@ type deployOptions struct {
 	DryRun             string
 	ForceConflicts     bool
 	Adopt              bool
+
+	enforceNamespace bool // set by connect: the namespace is -n
 }
 
 func (o *deployOptions) addDeployFlags(fs *pflag.FlagSet) {
@@ -40,7 +42,9 @@ func (o *deployOptions) addDryRunFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DryRun, "dry-run", "none", `"server" to have the server check and report everything while changing nothing`)
 }
 
-// connect opens a deploy manager and resolves namespaces and the inventory.
+// connect opens a deploy manager and resolves namespaces and the inventory;
+// with -n, objects that name another namespace are refused
+// (enforceNamespace), as kubectl refuses them.
 func (o *deployOptions) connect(streams IOStreams) (*deploy.Manager, string, *deploy.Inventory, error) {
 	switch o.DryRun {
 	case "", "none", "server":
@@ -53,10 +57,11 @@ func (o *deployOptions) connect(streams IOStreams) (*deploy.Manager, string, *de
 	if err != nil {
 		return nil, "", nil, err
 	}
-	ns, err := o.namespace()
+	ns, explicit, err := o.namespace()
 	if err != nil {
 		return nil, "", nil, err
 	}
+	o.enforceNamespace = explicit
 	m, err := deploy.NewManager(cfg)
 	if err != nil {
 		return nil, "", nil, err
@@ -145,6 +150,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	progress := &progressPrinter{w: opts.IO.ErrOut}
 	cs, applyErr := m.Apply(ctx, res.Objects, deploy.ApplyOptions{
 		DefaultNamespace: ns,
+		EnforceNamespace: opts.enforceNamespace,
 		Inventory:        inv,
 		Prune:            opts.Prune,
 		AllowEmpty:       opts.AllowEmpty,

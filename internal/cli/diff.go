@@ -87,7 +87,7 @@ func diffRun(ctx context.Context, opts *DiffOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	diffs, err := m.Diff(ctx, res.Objects, deploy.DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: inv != nil, Force: opts.ForceConflicts, Adopt: opts.Adopt})
+	diffs, err := m.Diff(ctx, res.Objects, deploy.DiffOptions{DefaultNamespace: ns, EnforceNamespace: opts.enforceNamespace, Inventory: inv, Prune: inv != nil, Force: opts.ForceConflicts, Adopt: opts.Adopt})
 	if err != nil {
 		return 0, err
 	}

@@ -34,10 +34,10 @@ func (o *kubeOptions) restConfig(w io.Writer) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// namespace is -n, or the kubeconfig context's namespace, or "default".
-func (o *kubeOptions) namespace() (string, error) {
-	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
-	return ns, err
+// namespace is -n, or the kubeconfig context's namespace, or "default";
+// explicit says it is -n.
+func (o *kubeOptions) namespace() (ns string, explicit bool, err error) {
+	return o.flags.ToRawKubeConfigLoader().Namespace()
 }
 
 func isTerminal(w io.Writer) bool {

@@ -64,6 +64,7 @@ func pruneRun(ctx context.Context, opts *PruneOptions) error {
 	progress := &progressPrinter{w: opts.IO.ErrOut}
 	cs, pruneErr := m.Prune(ctx, objs, deploy.ApplyOptions{
 		DefaultNamespace: ns,
+		EnforceNamespace: opts.enforceNamespace,
 		Inventory:        inv,
 		AllowEmpty:       opts.AllowEmpty,
 		DryRun:           opts.DryRun == "server",

@@ -20,6 +20,9 @@ import (
 type ApplyOptions struct {
 	// DefaultNamespace is given to namespaced objects that name none.
 	DefaultNamespace string
+	// EnforceNamespace refuses namespaced objects that name another
+	// namespace than DefaultNamespace (it was given with -n).
+	EnforceNamespace bool
 	// Inventory records the set's membership; Prune needs it.
 	Inventory *Inventory
 	// Prune deletes members of the inventory that are not in the set.
@@ -60,7 +63,7 @@ var ErrEmptySet = errors.New("the set is empty: pruning would delete every membe
 // of the old and new group-kinds and namespaces, so an apply that dies half
 // way is completed, and pruned correctly, by the next one.
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*ChangeSet, error) {
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, opts.Labels)
+	p, err := m.makePlan(objs, planScope{opts.DefaultNamespace, opts.EnforceNamespace}, opts.Inventory, opts.Labels)
 	if err != nil {
 		return nil, err
 	}

@@ -507,3 +507,21 @@ metadata: {name: g}
 		t.Error("a dry run created the CRD")
 	}
 }
+
+// With -n (EnforceNamespace), an object naming another namespace is
+// refused before anything is applied, as kubectl refuses it.
+func TestEnforcedNamespaceRefusesOthers(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	set := twoConfigMaps + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: default}\n"
+	_, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, EnforceNamespace: true})
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap/default/elsewhere") || !strings.Contains(err.Error(), `--namespace is "`+ns+`"`) {
+		t.Fatalf("apply with -n of an object in another namespace: %v", err)
+	}
+	if exists(t, configMaps, ns, "a") || exists(t, configMaps, "default", "elsewhere") {
+		t.Error("a refused set was partly applied")
+	}
+	// Naming the namespace -n gives is fine.
+	cs := apply(t, m, objects(t, ns, strings.Replace(set, "namespace: default", "namespace: "+ns, 1)), ApplyOptions{DefaultNamespace: ns, EnforceNamespace: true})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a created", "ConfigMap/"+ns+"/b created", "ConfigMap/"+ns+"/elsewhere created")
+}

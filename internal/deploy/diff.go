@@ -31,6 +31,7 @@ type ObjectDiff struct {
 // DiffOptions configure a diff: the same as an apply's, without waiting.
 type DiffOptions struct {
 	DefaultNamespace string
+	EnforceNamespace bool
 	Inventory        *Inventory
 	// Prune includes the inventory's members that would be pruned.
 	Prune bool
@@ -42,7 +43,7 @@ type DiffOptions struct {
 // every object that is not up to date, and which members a prune would
 // delete. It changes nothing.
 func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts DiffOptions) ([]ObjectDiff, error) {
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, nil)
+	p, err := m.makePlan(objs, planScope{opts.DefaultNamespace, opts.EnforceNamespace}, opts.Inventory, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -77,13 +77,20 @@ func (p *plan) namespaces() map[string]bool {
 // default namespace, cluster-scoped ones lose a namespace they should not
 // have, members get the inventory label, and everything gets its checksum.
 // All problems are reported at once, before anything is applied.
-func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, inv *Inventory, labels map[string]string) (*plan, error) {
+// planScope is the namespace namespaced objects get if they name none;
+// with enforce, they may name no other.
+type planScope struct {
+	namespace string
+	enforce   bool
+}
+
+func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, inv *Inventory, labels map[string]string) (*plan, error) {
 	m.forgetUnknownKinds()
 	crds := crdScopes(objs)
 	p := &plan{sums: map[ObjectID]string{}}
 	var errs []error
 	for _, o := range objs {
-		it, err := m.prepare(o, defaultNS, inv, labels, crds)
+		it, err := m.prepare(o, scope, inv, labels, crds)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -111,7 +118,7 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, defaultNS string, 
 	return p, nil
 }
 
-func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]bool) (*item, error) {
+func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]bool) (*item, error) {
 	obj := o.DeepCopy()
 	if len(extra) > 0 {
 		labels := obj.GetLabels()
@@ -129,17 +136,20 @@ func (m *Manager) prepare(o *unstructured.Unstructured, defaultNS string, inv *I
 	// discovery too: the CRD may exist already, created since this
 	// Manager's discovery, and its objects must then be read up front.
 	mp, err := m.mapping(gvk)
-	scope, ownCRD := crds[gvk.GroupKind()]
+	crdNamespaced, ownCRD := crds[gvk.GroupKind()]
 	switch {
 	case err == nil:
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
 	case ownCRD && errors.As(err, new(*NoKindError)):
-		namespaced, deferred = scope, true
+		namespaced, deferred = crdNamespaced, true
 	default:
 		return nil, &ObjectError{ID: IDOf(obj), Err: err}
 	}
+	if namespaced && ns.enforce && obj.GetNamespace() != "" && obj.GetNamespace() != ns.namespace {
+		return nil, &ObjectError{ID: IDOf(obj), Err: fmt.Errorf("names namespace %q, but --namespace is %q; leave -n out or make them agree", obj.GetNamespace(), ns.namespace)}
+	}
 	if namespaced && obj.GetNamespace() == "" {
-		obj.SetNamespace(defaultNS)
+		obj.SetNamespace(ns.namespace)
 	}
 	if !namespaced {
 		obj.SetNamespace("")

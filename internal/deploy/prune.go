@@ -285,7 +285,7 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 	if opts.Inventory == nil {
 		return nil, errors.New("pruning needs an inventory")
 	}
-	p, err := m.makePlan(objs, opts.DefaultNamespace, opts.Inventory, opts.Labels)
+	p, err := m.makePlan(objs, planScope{opts.DefaultNamespace, opts.EnforceNamespace}, opts.Inventory, opts.Labels)
 	if err != nil {
 		return nil, err
 	}
