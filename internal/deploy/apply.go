@@ -495,10 +495,17 @@ func (w *intentWriter) before(ctx context.Context, s Stage) error {
 		return nil
 	}
 	err := w.m.writeInventory(ctx, *w.inv, st, w.dryRun)
-	if apierrors.IsNotFound(err) && s <= StageNamespaces {
-		return nil // the parent's namespace comes with this set; try after it
+	if apierrors.IsNotFound(err) {
+		switch {
+		case !w.plan.namespaceObjects()[w.inv.Namespace]:
+			return fmt.Errorf("%s: its namespace %q does not exist, and the set does not create it (--inventory-namespace names it)", w.inv, w.inv.Namespace)
+		case s <= StageNamespaces:
+			return nil // the parent's namespace comes with this set; try after it
+		case w.dryRun:
+			err = nil // a dry run did not create it
+		}
 	}
-	if err != nil && !(w.dryRun && apierrors.IsNotFound(err)) {
+	if err != nil {
 		return err
 	}
 	w.done = true

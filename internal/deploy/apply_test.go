@@ -525,3 +525,21 @@ func TestEnforcedNamespaceRefusesOthers(t *testing.T) {
 	cs := apply(t, m, objects(t, ns, strings.Replace(set, "namespace: default", "namespace: "+ns, 1)), ApplyOptions{DefaultNamespace: ns, EnforceNamespace: true})
 	wantActions(t, cs, "ConfigMap/"+ns+"/a created", "ConfigMap/"+ns+"/b created", "ConfigMap/"+ns+"/elsewhere created")
 }
+
+// An inventory whose namespace neither exists nor comes with the set is
+// refused before anything is applied.
+func TestInventoryInAMissingNamespace(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	brought := ownNamespace(t, ns+"-brought")
+	set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + brought + "}\n"
+	for _, dryRun := range []bool{true, false} {
+		_, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "x", Namespace: ns + "-nowhere"}, DryRun: dryRun})
+		if err == nil || !strings.Contains(err.Error(), `namespace "`+ns+`-nowhere" does not exist`) {
+			t.Fatalf("dry run %v: apply with an inventory in a missing namespace: %v", dryRun, err)
+		}
+	}
+	if exists(t, namespaces, "", brought) {
+		t.Error("the set's Namespace was applied, outside any inventory that can prune it")
+	}
+}
