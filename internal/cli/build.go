@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kix-project/kix/internal/deploy"
 )
 
 // BuildOptions are the flags of `kix build`.
@@ -25,7 +27,8 @@ func NewCmdBuild(streams IOStreams) *cobra.Command {
 		Short: "Evaluate a Nix expression (or manifests) and print the Kubernetes objects, without touching a cluster",
 		Long: `Evaluate what -f names, build every store path the objects refer to (images,
 programs, data), and print the objects: YAML documents by default, or a JSON
-List with -o json, ready for kubectl apply -f -.
+List with -o json, ready for kubectl apply -f -: CRDs first, then Namespaces,
+admission webhooks last.
 
 -f takes a Nix file (a function is called with --arg/--argstr, as nix-build
 does), a flake output (PATH#attr), or a YAML/JSON file or folder. Nix values
@@ -60,7 +63,7 @@ func buildRun(ctx context.Context, opts *BuildOptions) error {
 	if err != nil {
 		return err
 	}
-	return writeObjects(opts.IO, format, res.Objects)
+	return writeObjects(opts.IO, format, deploy.InApplyOrder(res.Objects))
 }
 
 func writeObjects(streams IOStreams, format outputFormat, objs []*unstructured.Unstructured) error {

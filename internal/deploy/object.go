@@ -110,6 +110,18 @@ var webhookKinds = map[schema.GroupKind]bool{
 	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicyBinding"}:   true,
 }
 
+// InApplyOrder returns objs in an order a one-pass tool (kubectl apply -f)
+// can apply them in: CRDs, then Namespaces, then the rest as they came,
+// admission webhooks and policies last. It asks no cluster, so unlike an
+// apply it does not tell cluster-scoped objects from namespaced ones.
+func InApplyOrder(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := slices.Clone(objs)
+	slices.SortStableFunc(out, func(a, b *unstructured.Unstructured) int {
+		return int(stageOf(IDOf(a), false)) - int(stageOf(IDOf(b), false))
+	})
+	return out
+}
+
 // stageOf returns the stage an object is applied in.
 func stageOf(id ObjectID, namespaced bool) Stage {
 	gk := id.GroupKind()
