@@ -150,7 +150,8 @@ func TestErrorsNameTheFileAttributeAndObject(t *testing.T) {
 		opts Options
 		want []string // substrings of the error
 	}{
-		{"no kind", Options{File: writeFile(t, dir, "nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n")}, []string{"nokind.yaml", "[0]", "object has no kind"}},
+		{"no kind", Options{File: writeFile(t, dir, "nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n")}, []string{"nokind.yaml, at document 1", "object has no kind"}},
+		{"in a folder", Options{File: manifestFolder(t)}, []string{filepath.Join("folder", "2.yaml") + ", at document 2 (ConfigMap ?)", "no metadata.name"}},
 		{"no name", Options{File: writeFile(t, dir, "noname.nix", `[ { apiVersion = "v1"; kind = "ConfigMap"; } ]`)}, []string{"noname.nix", "[0]", "ConfigMap", "no metadata.name"}},
 		{"custom kind without apiVersion", Options{File: writeFile(t, dir, "crd.nix", `{ shop.NixImage.curl.spec.tag = "v1"; }`)}, []string{"shop.NixImage.curl", "no apiVersion", "NixImage"}},
 		{"evaluation error", Options{File: writeFile(t, dir, "broken.nix", `{ a = ; }`)}, []string{"evaluating", "broken.nix", "syntax error"}},
@@ -222,4 +223,16 @@ kix.evalModules { modules = [ { kubernetes.resources.shop.Deployment.web.spec.re
 	if err == nil || !strings.Contains(err.Error(), "conflicting definitions of kubernetes.resources.shop.Deployment.web.spec.replicas") {
 		t.Errorf("conflicting modules: %v", err)
 	}
+}
+
+// manifestFolder is a folder of manifests whose second file's second
+// document has no name.
+func manifestFolder(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "folder")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "1.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n")
+	writeFile(t, dir, "2.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")
+	return dir
 }

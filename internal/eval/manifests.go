@@ -59,6 +59,14 @@ func readManifests(path string) ([]any, error) {
 	return docs, nil
 }
 
+// document is a value read from a manifest file, with where it was, so an
+// error about it names the file and the document.
+type document struct {
+	file  string
+	n     int // 1-based, as "document N" in YAML errors
+	value any
+}
+
 // decodeManifests reads a stream of YAML documents or JSON values.
 func decodeManifests(r io.Reader, name string) ([]any, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
@@ -73,7 +81,7 @@ func decodeManifests(r io.Reader, name string) ([]any, error) {
 			return nil, fmt.Errorf("%s, document %d: %w", name, i, err)
 		}
 		if doc != nil {
-			docs = append(docs, doc)
+			docs = append(docs, document{file: name, n: i, value: doc})
 		}
 	}
 }

@@ -86,6 +86,11 @@ func (c *collector) collect(v any, where string) error {
 		return err
 	case map[string]any:
 		return c.collectMap(x, where)
+	case document:
+		in := &collector{source: x.file}
+		err := in.collect(normalizeNumbers(expandNamedLists(x.value)), fmt.Sprintf("document %d", x.n))
+		c.objects = append(c.objects, in.objects...)
+		return err
 	}
 	return &ObjectError{Source: c.source, Where: where, Err: fmt.Errorf("want an object, found %T", v)}
 }
