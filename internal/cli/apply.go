@@ -30,11 +30,11 @@ func (o *deployOptions) addDeployFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Inventory, "inventory", "", "name of the set: recorded as an ApplySet whose parent is ConfigMap NAME, so members can be pruned")
 	fs.StringVar(&o.InventoryNamespace, "inventory-namespace", "", "namespace of the inventory's ConfigMap (default: the namespace of -n or the context)")
 	fs.BoolVar(&o.AllowEmpty, "allow-empty", false, "let a prune run with an empty set, deleting every member")
-	fs.BoolVar(&o.ForceConflicts, "force-conflicts", false, "take over fields that other field managers own")
 }
 
-// addAdoptFlag is for the commands that apply (or show) a set.
-func (o *deployOptions) addAdoptFlag(fs *pflag.FlagSet) {
+// addApplyFlags are for the commands that apply (or show) a set.
+func (o *deployOptions) addApplyFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.ForceConflicts, "force-conflicts", false, "take over fields that other field managers own")
 	fs.BoolVar(&o.Adopt, "adopt", false, "take objects that belong to another inventory into this one (refused by default)")
 }
 
@@ -118,7 +118,7 @@ Exit status: 0 success, 1 failure (the table shows what was done), 2 usage.`,
 	fs := cmd.Flags()
 	opts.addEvalFlags(fs)
 	opts.addDeployFlags(fs)
-	opts.addAdoptFlag(fs)
+	opts.addApplyFlags(fs)
 	opts.addDryRunFlag(fs)
 	opts.addImageRefFlags(fs)
 	fs.BoolVar(&opts.Prune, "prune", false, "delete members of --inventory that are not in the set")

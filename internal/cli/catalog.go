@@ -64,7 +64,7 @@ it with kubectl get buildingblocks and install blocks with Installations.`,
 	fs.StringVar(&opts.SourceRoot, "source-root", "", "the folder the catalogue and all it imports are in (default: its git work tree, or its folder)")
 	fs.StringVarP(&opts.Output, "output", "o", "", "output format: json or yaml (default: a table)")
 	opts.addDeployFlags(fs)
-	opts.addAdoptFlag(fs)
+	opts.addApplyFlags(fs)
 	opts.addDryRunFlag(fs)
 	return cmd
 }

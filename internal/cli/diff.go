@@ -60,7 +60,7 @@ Exit status, as kubectl diff's: 0 nothing would change, 1 something would,
 	fs := cmd.Flags()
 	opts.addEvalFlags(fs)
 	opts.addDeployFlags(fs)
-	opts.addAdoptFlag(fs)
+	opts.addApplyFlags(fs)
 	opts.addImageRefFlags(fs)
 	fs.StringVar(&opts.Color, "color", "auto", "colour the diff: auto (when writing to a terminal), always or never")
 	fs.StringVarP(&opts.Output, "output", "o", "", "output format: json or yaml (default: a unified diff)")
@@ -87,7 +87,7 @@ func diffRun(ctx context.Context, opts *DiffOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	diffs, err := m.Diff(ctx, res.Objects, deploy.DiffOptions{DefaultNamespace: ns, EnforceNamespace: opts.enforceNamespace, Inventory: inv, Prune: inv != nil, Force: opts.ForceConflicts, Adopt: opts.Adopt})
+	diffs, err := m.Diff(ctx, res.Objects, deploy.DiffOptions{DefaultNamespace: ns, EnforceNamespace: opts.enforceNamespace, Inventory: inv, Prune: inv != nil, AllowEmpty: opts.AllowEmpty, Force: opts.ForceConflicts, Adopt: opts.Adopt})
 	if err != nil {
 		return 0, err
 	}

@@ -33,10 +33,12 @@ type DiffOptions struct {
 	DefaultNamespace string
 	EnforceNamespace bool
 	Inventory        *Inventory
-	// Prune includes the inventory's members that would be pruned.
-	Prune bool
-	Force bool
-	Adopt bool
+	// Prune includes the inventory's members that would be pruned; an
+	// empty set is refused unless AllowEmpty, as Apply refuses it.
+	Prune      bool
+	AllowEmpty bool
+	Force      bool
+	Adopt      bool
 }
 
 // Diff shows what Apply would change, asking the server with a dry run for
@@ -46,6 +48,9 @@ func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, o
 	p, err := m.makePlan(objs, planScope{opts.DefaultNamespace, opts.EnforceNamespace}, opts.Inventory, nil)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Prune && len(p.items) == 0 && !opts.AllowEmpty {
+		return nil, ErrEmptySet
 	}
 	var diffs []ObjectDiff
 	for s := StageCRDs; s <= StageWebhooks; s++ {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -95,5 +96,24 @@ func TestDiffOfAMissingNamespace(t *testing.T) {
 	_, err := m.Diff(context.Background(), objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: "+ns+"-missing}\n"), DiffOptions{DefaultNamespace: ns})
 	if err == nil || !strings.Contains(err.Error(), "ConfigMap/"+ns+"-missing/a") || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("diff into a missing namespace: %v", err)
+	}
+}
+
+// A diff of an empty set refuses as the apply would, unless it may be
+// empty; then it shows every member pruned.
+func TestDiffOfAnEmptySet(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "emptied", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	if _, err := m.Diff(context.Background(), nil, DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: true}); !errors.Is(err, ErrEmptySet) {
+		t.Fatalf("diff of an empty set: %v; want %v", err, ErrEmptySet)
+	}
+	diffs, err := m.Diff(context.Background(), nil, DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: true, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diffs) != 2 || diffs[0].Action != Pruned || diffs[1].Action != Pruned {
+		t.Errorf("diff of an allowed empty set: %+v", diffs)
 	}
 }
