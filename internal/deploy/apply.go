@@ -307,8 +307,10 @@ func excuseNewNamespaces(items []*item, errs []error, created map[string]bool) [
 
 // foreignMembers refuses, all at once, items that live as members of
 // another inventory, unless the apply adopts them.
+// Without an inventory, every member of one is refused: applying it
+// would take away its membership label.
 func foreignMembers(items []*item, live map[ObjectID]metav1.Object, inv *Inventory, adopt bool) error {
-	if inv == nil || adopt {
+	if adopt {
 		return nil
 	}
 	var errs []error
@@ -318,12 +320,16 @@ func foreignMembers(items []*item, live map[ObjectID]metav1.Object, inv *Invento
 			continue
 		}
 		owner := l.GetLabels()[PartOfLabel]
-		if owner == "" || owner == inv.ID() {
+		if owner == "" || (inv != nil && owner == inv.ID()) {
 			continue
 		}
 		name := l.GetAnnotations()[InventoryAnnotation]
 		if name == "" {
 			name = PartOfLabel + "=" + owner
+		}
+		if inv == nil {
+			errs = append(errs, &ObjectError{ID: it.id, Err: fmt.Errorf("belongs to inventory %s; apply it with that --inventory, or take it out of the set with --adopt", name)})
+			continue
 		}
 		errs = append(errs, &ObjectError{ID: it.id, Err: fmt.Errorf("belongs to inventory %s; remove it from that set first, or adopt it (--adopt)", name)})
 	}

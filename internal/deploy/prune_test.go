@@ -187,7 +187,7 @@ func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
 	createHandMade(t, owned, "not-kix")
 
 	// kix diff says what the prune will do.
-	diffs, err := m.Diff(context.Background(), nil, DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	diffs, err := m.Diff(context.Background(), nil, DiffOptions{DefaultNamespace: ns, Inventory: inv, Prune: true, AllowEmpty: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,5 +447,21 @@ spec:
 	}
 	if !exists(t, gadgets, ns, "by-hand") {
 		t.Error("a custom resource kix does not own was deleted with its CRD")
+	}
+}
+
+// An apply without an inventory refuses a member of one: it would take
+// its membership label away.
+func TestApplyWithoutInventoryRefusesMembers(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "held", Namespace: ns}})
+	_, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns})
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap/"+ns+"/a: belongs to inventory "+ns+"/held") {
+		t.Fatalf("apply of members without their inventory: %v", err)
+	}
+	a, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
+	if err != nil || a.GetLabels()[PartOfLabel] != (&Inventory{Name: "held", Namespace: ns}).ID() {
+		t.Errorf("the member lost its label: %v %v", a.GetLabels(), err)
 	}
 }
