@@ -169,10 +169,15 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 func finishChangeSet(streams IOStreams, format outputFormat, cs *deploy.ChangeSet, err error) error {
 	if cs != nil {
 		cs.Sort()
+		if cs.Changes == nil {
+			cs.Changes = []deploy.Change{} // [] in JSON, not null
+		}
 		if werr := writeChangeSet(streams.Out, format, cs); werr != nil && err == nil {
 			err = werr
 		}
-		if format == outputText {
+		// A failure before any change is the error alone, not "nothing
+		// to do" and then the error.
+		if format == outputText && (err == nil || len(cs.Changes) > 0) {
 			fmt.Fprintln(streams.ErrOut, summary(cs))
 		}
 	}

@@ -38,7 +38,7 @@ func summary(cs *deploy.ChangeSet) string {
 	if cs.Inventory == "" {
 		return cs.Summary()
 	}
-	return cs.Inventory + ": " + cs.Summary()
+	return "inventory " + cs.Inventory + ": " + cs.Summary()
 }
 
 func oneLine(s string) string {

@@ -70,7 +70,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	cs := &ChangeSet{}
 	var inv *inventoryState
 	if opts.Inventory != nil {
-		cs.Inventory = opts.Inventory.String()
+		cs.Inventory = opts.Inventory.Namespace + "/" + opts.Inventory.Name
 		if inv, err = m.readInventory(ctx, *opts.Inventory); err != nil {
 			return nil, err
 		}

@@ -299,7 +299,7 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 	if !inv.exists {
 		return nil, fmt.Errorf("%s: %w", opts.Inventory, ErrNoInventory)
 	}
-	cs := &ChangeSet{Inventory: opts.Inventory.String()}
+	cs := &ChangeSet{Inventory: opts.Inventory.Namespace + "/" + opts.Inventory.Name}
 	kept, err := m.prune(ctx, *opts.Inventory, inv, p, opts, cs)
 	if err != nil {
 		return cs, err

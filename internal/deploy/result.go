@@ -35,7 +35,7 @@ type Change struct {
 
 // ChangeSet is the result of an apply or a prune.
 type ChangeSet struct {
-	Inventory string   `json:"inventory,omitempty"`
+	Inventory string   `json:"inventory,omitempty"` // namespace/name
 	Changes   []Change `json:"changes"`
 	mu        sync.Mutex
 }
