@@ -543,3 +543,18 @@ func TestInventoryInAMissingNamespace(t *testing.T) {
 		t.Error("the set's Namespace was applied, outside any inventory that can prune it")
 	}
 }
+
+// Discovery finds a kind whatever its case; the API does not, so a
+// misspelt kind is refused before anything is applied.
+func TestKindCaseIsChecked(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "cased", Namespace: ns}
+	_, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps+"---\napiVersion: v1\nkind: configmap\nmetadata: {name: lower}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	if err == nil || !strings.Contains(err.Error(), `kind "configmap" is spelled "ConfigMap"`) {
+		t.Fatalf("apply of a lower-case kind: %v", err)
+	}
+	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "cased") {
+		t.Error("a set with a misspelt kind was applied in part")
+	}
+}

@@ -138,6 +138,8 @@ func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inven
 	mp, err := m.mapping(gvk)
 	crdNamespaced, ownCRD := crds[gvk.GroupKind()]
 	switch {
+	case err == nil && m.kindOf(mp) != gvk.Kind:
+		return nil, &ObjectError{ID: IDOf(obj), Err: fmt.Errorf("kind %q is spelled %q", gvk.Kind, m.kindOf(mp))}
 	case err == nil:
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
 	case ownCRD && errors.As(err, new(*NoKindError)):
@@ -213,4 +215,14 @@ func (m *Manager) resolve(items []*item) error {
 		it.mapping = mp
 	}
 	return errors.Join(errs...)
+}
+
+// kindOf is the kind of a mapping's resource as the API spells it:
+// discovery also maps the lower-case kind, which the API refuses.
+func (m *Manager) kindOf(mp *meta.RESTMapping) string {
+	gvk, err := m.mapper.KindFor(mp.Resource)
+	if err != nil {
+		return mp.GroupVersionKind.Kind
+	}
+	return gvk.Kind
 }
