@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -117,5 +120,38 @@ func TestControllerDefaultServiceAccountName(t *testing.T) {
 		if code != ExitUsage || !strings.Contains(stderr, "--default-service-account") {
 			t.Errorf("--default-service-account %q: exit %d, stderr %q; want %d naming the flag", name, code, stderr, ExitUsage)
 		}
+	}
+}
+
+// An unreachable cluster is one error, not one per object, and
+// client-go's own log lines stay out of it below -v 2.
+func TestUnreachableClusterIsOneError(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	config := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: x}}]\ncurrent-context: c\n"
+	manifests := filepath.Join(dir, "set.yaml")
+	set := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"
+	for path, text := range map[string]string{kubeconfig: config, manifests: set} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// client-go logs to the process's stderr, not to the command's.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	code, _, errOut := run(t, "apply", "-f", manifests, "--kubeconfig", kubeconfig)
+	os.Stderr = stderr
+	w.Close()
+	logged, _ := io.ReadAll(r)
+	if code != ExitFailure || strings.Count(errOut, "error:") != 1 || !strings.Contains(errOut, "reading the kinds the cluster serves") || strings.Contains(errOut, "ConfigMap/a") {
+		t.Errorf("exit %d, stderr %q; want one error about the cluster", code, errOut)
+	}
+	if len(logged) > 0 {
+		t.Errorf("client-go logged %q", logged)
 	}
 }

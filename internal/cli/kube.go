@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // kubeOptions are kubectl's connection flags (--kubeconfig, --context,
@@ -38,6 +42,15 @@ func (o *kubeOptions) restConfig(w io.Writer) (*rest.Config, error) {
 // explicit says it is -n.
 func (o *kubeOptions) namespace() (ns string, explicit bool, err error) {
 	return o.flags.ToRawKubeConfigLoader().Namespace()
+}
+
+// quietClientGo silences client-go's own log lines (a discovery failure
+// logged once per retry, say) below -v 2: a one-shot command's error says
+// what failed, once.
+func quietClientGo() {
+	if !slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		klog.SetLogger(logr.Discard())
+	}
 }
 
 func isTerminal(w io.Writer) bool {

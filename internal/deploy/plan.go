@@ -91,6 +91,9 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, i
 	var errs []error
 	for _, o := range objs {
 		it, err := m.prepare(o, scope, inv, labels, crds)
+		if err != nil && !errors.As(err, new(*ObjectError)) {
+			return nil, err // the same for every object
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -144,8 +147,11 @@ func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inven
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
 	case ownCRD && errors.As(err, new(*NoKindError)):
 		namespaced, deferred = crdNamespaced, true
-	default:
+	case errors.As(err, new(*NoKindError)):
 		return nil, &ObjectError{ID: IDOf(obj), Err: err}
+	default:
+		// Not about this object: the cluster's kinds could not be read.
+		return nil, fmt.Errorf("reading the kinds the cluster serves: %w", err)
 	}
 	if namespaced && ns.enforce && obj.GetNamespace() != "" && obj.GetNamespace() != ns.namespace {
 		return nil, &ObjectError{ID: IDOf(obj), Err: fmt.Errorf("names namespace %q, but --namespace is %q; leave -n out or make them agree", obj.GetNamespace(), ns.namespace)}
@@ -176,7 +182,7 @@ func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inven
 	obj.SetAnnotations(ann)
 	sum, err := checksum(obj)
 	if err != nil {
-		return nil, err
+		return nil, &ObjectError{ID: IDOf(obj), Err: err}
 	}
 	ann[ChecksumAnnotation] = sum
 	obj.SetAnnotations(ann)
