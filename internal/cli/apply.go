@@ -105,7 +105,8 @@ desired are not sent; a stage the API refuses any object of is not applied.
 With --inventory NAME the set is recorded as an ApplySet (ConfigMap NAME), and
 --prune deletes members that left the set: never an object without the set's
 label, never with an empty set unless --allow-empty, never an object annotated
-kix.dev/prune: disabled, never a namespace holding objects kix does not own.
+kix.dev/prune: disabled, never a Namespace or CRD that objects which stay
+need, or whose deletion would take objects kix does not own.
 
 Exit status: 0 success, 1 failure (the table shows what was done), 2 usage.`,
 		Example: `  kix apply -f app.nix --inventory shop --prune --wait
