@@ -23,7 +23,8 @@ var namespaceDefaults = map[schema.GroupResource]string{
 // along with the namespace without owning it ("ConfigMap/ns/name"), or ""
 // if there is none. Objects with an owner go with their owner and are not
 // counted; nor are events and the namespace's defaults, nor, if
-// parentGoes, the inventory's parent.
+// parentGoes, the inventory's parent. (A Service's Endpoints have no owner
+// but carry the Service's labels, so they count as the Service's set's.)
 func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inventory, parentGoes bool) (string, error) {
 	lists, err := m.disco.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {

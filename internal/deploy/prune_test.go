@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -376,27 +377,36 @@ func TestPruneKeepsANamespaceWhatStaysNeeds(t *testing.T) {
 }
 
 // The Namespace that holds the inventory's parent stays while the parent
-// does, and goes with it when the whole set goes.
+// does, and goes with it when the whole set goes: the Endpoints of the
+// set's Service, which have no owner, do not keep it (they carry the
+// Service's labels).
 func TestPruneOfTheInventorysNamespace(t *testing.T) {
 	m, _ := newManager(t)
 	home := ownNamespace(t, kube.Get(t).Namespace(t)+"-inv")
 	inv := &Inventory{Name: "app", Namespace: home}
 	namespace := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + home + "}\n---\n"
 	config := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
-	apply(t, m, objects(t, home, namespace+config), ApplyOptions{DefaultNamespace: home, Inventory: inv})
+	service := "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
+	apply(t, m, objects(t, home, namespace+config+service), ApplyOptions{DefaultNamespace: home, Inventory: inv})
+	endpoints := schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}
+	for deadline := time.Now().Add(30 * time.Second); !exists(t, endpoints, home, "web"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the endpoint controller made no Endpoints for the Service")
+		}
+	}
 
-	cs := apply(t, m, objects(t, home, config), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
-	wantActions(t, cs, "Namespace/"+home+" kept", "ConfigMap/"+home+"/cfg unchanged")
+	cs := apply(t, m, objects(t, home, config+service), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
+	wantActions(t, cs, "Namespace/"+home+" kept", "ConfigMap/"+home+"/cfg unchanged", "Service/"+home+"/web unchanged")
 	if terminating(t, home) {
 		t.Fatal("the inventory's namespace was deleted while the inventory stays")
 	}
-	apply(t, m, objects(t, home, namespace+config), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
+	apply(t, m, objects(t, home, namespace+config+service), ApplyOptions{DefaultNamespace: home, Inventory: inv, Prune: true})
 
 	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: home, Inventory: inv, AllowEmpty: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantActions(t, cs, "Namespace/"+home+" pruned", "ConfigMap/"+home+"/cfg pruned")
+	wantActions(t, cs, "Namespace/"+home+" pruned", "ConfigMap/"+home+"/cfg pruned", "Service/"+home+"/web pruned")
 	if !terminating(t, home) {
 		t.Error("uninstalling the whole set left its namespace")
 	}

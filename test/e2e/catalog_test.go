@@ -95,9 +95,13 @@ var kixCRDs = []string{"buildingblocks.kix.dev", "installations.kix.dev", "nixim
 
 // installCRDs applies config/crd (with no inventory: a later kix apply -f
 // deploy takes them into its own).
+// installCRDs applies kix's CRDs as members of the set kix's own
+// deployment is applied as (see TestKixDeploysKix), which may hold them
+// already.
 func installCRDs(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
-	runKix(t, "apply", "-f", filepath.Join(fixture.Root(), "config", "crd"), "--kubeconfig", c.Info.Kubeconfig, "--wait")
+	runKix(t, "apply", "-f", filepath.Join(fixture.Root(), "config", "crd"), "--kubeconfig", c.Info.Kubeconfig, "--wait",
+		"--inventory", "kix", "--inventory-namespace", "default")
 }
 
 // removeCRDs deletes kix's CRDs, if a test before installed them.

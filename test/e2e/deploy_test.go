@@ -71,7 +71,7 @@ func TestApplyDiffPruneJourney(t *testing.T) {
 	if err := c.MirrorRegistry("nix.internal", "http://"+host); err != nil {
 		t.Fatal(err)
 	}
-	common := []string{"--kubeconfig", c.Info.Kubeconfig, "-n", ns, "-f", shopFile(), "--argstr", "namespace=" + shop, "--inventory", "shop"}
+	common := []string{"--kubeconfig", c.Info.Kubeconfig, "--inventory-namespace", ns, "-f", shopFile(), "--argstr", "namespace=" + shop, "--inventory", "shop"}
 	run := func(args ...string) (string, string, int) { return kixCode(t, append(args, common...)...) }
 
 	if _, stderr, code := run("diff"); code != 1 {
@@ -124,7 +124,7 @@ func TestApplyDiffPruneJourney(t *testing.T) {
 	}
 
 	// Uninstall: an empty set is refused, then allowed.
-	noFile := []string{"--kubeconfig", c.Info.Kubeconfig, "-n", ns, "--inventory", "shop"}
+	noFile := []string{"--kubeconfig", c.Info.Kubeconfig, "--inventory-namespace", ns, "--inventory", "shop"}
 	if _, stderr, code := kixCode(t, append([]string{"prune"}, noFile...)...); code != 1 || !strings.Contains(stderr, "--allow-empty") {
 		t.Errorf("pruning an empty set: exit %d, %s", code, stderr)
 	}
