@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,6 +86,39 @@ func (s *LocalStore) PathFromHash(ctx context.Context, hash string) (string, err
 	return "", &NotFoundError{Path: StoreDir + "/" + hash + "-…", Store: s.String()}
 }
 
+// queryApart queries derivations and other paths in two calls and puts
+// the answers together: in the order asked, or as one sorted closure.
+func (s *LocalStore) queryApart(ctx context.Context, paths []string, recursive bool) ([]*PathInfo, error) {
+	var drvs, others []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	byPath := map[string]*PathInfo{}
+	for _, group := range [][]string{drvs, others} {
+		infos, err := s.query(ctx, group, recursive)
+		if err != nil {
+			return nil, err
+		}
+		for _, info := range infos {
+			byPath[info.Path] = info
+		}
+	}
+	if recursive {
+		out := slices.Collect(maps.Values(byPath))
+		SortPathInfos(out)
+		return out, nil
+	}
+	out := make([]*PathInfo, len(paths))
+	for i, p := range paths {
+		out[i] = byPath[p]
+	}
+	return out, nil
+}
+
 // pathInfoJSON is one entry of `nix path-info --json`: a list of these in
 // Nix before 2.19, an object keyed by path (null for invalid paths) after.
 type pathInfoJSON struct {
@@ -104,7 +138,22 @@ func (s *LocalStore) query(ctx context.Context, paths []string, recursive bool) 
 			return nil, err
 		}
 	}
+	var drvs []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		}
+	}
+	if len(drvs) > 0 && len(drvs) < len(paths) {
+		return s.queryApart(ctx, paths, recursive)
+	}
 	args := []string{"--extra-experimental-features", "nix-command", "path-info", "--json"}
+	if len(drvs) > 0 {
+		// A .drv is asked about itself: nix path-info describes its
+		// outputs otherwise (and, told --derivation, an output path's
+		// deriver), hence derivations and others are asked apart.
+		args = append(args, "--derivation")
+	}
 	if recursive {
 		args = append(args, "--recursive")
 	}

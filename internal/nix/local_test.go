@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,6 +37,41 @@ func TestLocalPathInfo(t *testing.T) {
 	}
 	if uint64(narBytes.Len()) != info.NarSize {
 		t.Errorf("NarSize %d, NAR is %d bytes", info.NarSize, narBytes.Len())
+	}
+}
+
+// A derivation is described itself, not by its outputs (which nix
+// path-info describes unless told --derivation).
+func TestLocalPathInfoOfADerivation(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	drv := nixStoreQuery(t, "--deriver", hello)
+	if !strings.HasSuffix(drv, ".drv") {
+		t.Fatalf("deriver of %s: %q", hello, drv)
+	}
+	s := NewLocalStore()
+	info, err := s.PathInfo(context.Background(), drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Path != drv || info.NarHash != nixStoreQuery(t, "--hash", drv) {
+		t.Errorf("path info of %s: %s, %s", drv, info.Path, info.NarHash)
+	}
+	if p, err := s.PathFromHash(context.Background(), HashPart(drv)); err != nil || p != drv {
+		t.Errorf("by hash: %s, %v", p, err)
+	}
+	// A closure of both: the output's and the derivation's.
+	closure, err := s.Closure(context.Background(), []string{hello, drv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, info := range closure {
+		paths = append(paths, info.Path)
+	}
+	for _, want := range append(strings.Fields(nixStoreQuery(t, "--requisites", hello)), strings.Fields(nixStoreQuery(t, "--requisites", drv))...) {
+		if !slices.Contains(paths, want) {
+			t.Errorf("the closure of %s and %s lacks %s", hello, drv, want)
+		}
 	}
 }
 
