@@ -8,7 +8,9 @@ import (
 )
 
 // Stores tries several stores in order, as Nix tries its substituters: a
-// path comes from the first store that has it.
+// path comes from the first store that has it. A store that fails (it is
+// unreachable, or no trusted key signed its answer) is passed over for the
+// next; if none has the path, the error says why each that failed did.
 type Stores []Store
 
 func (s Stores) String() string {
@@ -54,27 +56,42 @@ func (s Stores) ReadNAR(ctx context.Context, path string, read func(nar io.Reade
 
 // PathFromHash implements HashQuerier with the stores that can.
 func (s Stores) PathFromHash(ctx context.Context, hash string) (string, error) {
+	var failures []error
 	for _, st := range s {
 		q, ok := st.(HashQuerier)
 		if !ok {
 			continue
 		}
 		p, err := q.PathFromHash(ctx, hash)
-		if errors.Is(err, ErrNotFound) {
-			continue
+		if err == nil || ctx.Err() != nil {
+			return p, err
 		}
-		return p, err
+		if !errors.Is(err, ErrNotFound) {
+			failures = append(failures, err)
+		}
 	}
-	return "", &NotFoundError{Path: StoreDir + "/" + hash + "-…", Store: s.String()}
+	return "", s.none(StoreDir+"/"+hash+"-…", failures)
 }
 
 func (s Stores) find(ctx context.Context, path string) (Store, *PathInfo, error) {
+	var failures []error
 	for _, st := range s {
 		info, err := st.PathInfo(ctx, path)
-		if errors.Is(err, ErrNotFound) {
-			continue
+		if err == nil || ctx.Err() != nil {
+			return st, info, err
 		}
-		return st, info, err
+		if !errors.Is(err, ErrNotFound) {
+			failures = append(failures, err)
+		}
 	}
-	return nil, nil, &NotFoundError{Path: path, Store: s.String()}
+	return nil, nil, s.none(path, failures)
+}
+
+// none is the error for a path no store gave: the failures of those that
+// failed, or that none has it.
+func (s Stores) none(path string, failures []error) error {
+	if len(failures) > 0 {
+		return errors.Join(failures...)
+	}
+	return &NotFoundError{Path: path, Store: s.String()}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,33 @@ func TestReadNARFromNAR(t *testing.T) {
 	readErr := errors.New("disk full")
 	if err := ReadNAR(t.Context(), NewLocalStore(), hello, func(io.Reader) error { return readErr }); !errors.Is(err, readErr) {
 		t.Errorf("read's error: got %v", err)
+	}
+}
+
+// A store that fails is passed over for the next, as Nix passes over a
+// substituter that is down or untrusted; when none gives the path, the
+// error says why each failed.
+func TestStoresPassOverFailingStores(t *testing.T) {
+	_, greeting, _ := helloClosure(t)
+	good := newTestCache(t, "zstd", greeting)
+	untrusted := newTestCache(t, "zstd", greeting)
+	down, err := NewBinaryCache("http://127.0.0.1:1", BinaryCacheOptions{TrustedKeys: []string{good.Key.Public}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	distrusting := untrusted.openWith(t, BinaryCacheOptions{TrustedKeys: []string{good.Key.Public}})
+
+	stores := Stores{down, distrusting, good.open(t)}
+	info, err := stores.PathInfo(t.Context(), greeting)
+	if err != nil || info.Path != greeting {
+		t.Fatalf("a path the third store has: %v, %v", info, err)
+	}
+	if _, err := stores.PathFromHash(t.Context(), HashPart(greeting)); err != nil {
+		t.Errorf("by hash: %v", err)
+	}
+
+	_, err = Stores{down, distrusting}.PathInfo(t.Context(), greeting)
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("no store gave the path: %v; want why each failed", err)
 	}
 }
