@@ -41,7 +41,8 @@ func (c *BinaryCache) fetchEntry(ctx context.Context, path string) (*cacheEntry,
 func (c *BinaryCache) fetchNarinfo(ctx context.Context, hash, what string) (*narinfo.NarInfo, error) {
 	u := c.url + "/" + hash + ".narinfo"
 	resp, err := c.get(ctx, u)
-	if isStatus(err, http.StatusNotFound) {
+	if isStatus(err, http.StatusNotFound) || isStatus(err, http.StatusForbidden) {
+		// As Nix: a private S3 bucket answers 403 for what it lacks.
 		return nil, &NotFoundError{Path: what, Store: c.String()}
 	}
 	if err != nil {

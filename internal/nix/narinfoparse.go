@@ -37,8 +37,8 @@ func ParseNarinfo(data []byte) (*narinfo.NarInfo, error) {
 
 func parseNarinfoLine(ni *narinfo.NarInfo, line string) error {
 	k, v, ok := strings.Cut(line, ": ")
-	if !ok || strings.Contains(v, ": ") {
-		return fmt.Errorf("narinfo line %q is not one \"Key: value\"", line)
+	if !ok {
+		return fmt.Errorf("narinfo line %q is not \"Key: value\"", line)
 	}
 	var err error
 	switch k {
@@ -74,7 +74,7 @@ func parseNarinfoLine(ni *narinfo.NarInfo, line string) error {
 	case "CA":
 		ni.CA = v
 	default:
-		return fmt.Errorf("narinfo has an unknown key %q", k)
+		// Nix ignores keys it does not know, so other tools may add them.
 	}
 	if err != nil {
 		return fmt.Errorf("narinfo line %q: %w", line, err)
