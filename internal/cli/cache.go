@@ -86,6 +86,12 @@ func (o *CacheOptions) options() (cache.Options, error) {
 	if err != nil {
 		return cache.Options{}, usageErrorf("--compression: %v", err)
 	}
+	if o.Dir != "" && comp != cache.Zstd {
+		return cache.Options{}, usageErrorf("--compression applies to --store: a folder's NARs are served as they were written")
+	}
+	if o.Priority < 1 {
+		return cache.Options{}, usageErrorf("--priority must be at least 1 (lower is preferred; cache.nixos.org announces 40)")
+	}
 	copts := cache.Options{Dir: o.Dir, Compression: comp, Priority: o.Priority, UploadToken: o.UploadToken,
 		ErrorLog: func(msg string, err error) { slog.Error(msg, "err", err) }}
 	if o.Store {
@@ -96,7 +102,9 @@ func (o *CacheOptions) options() (cache.Options, error) {
 		if err != nil {
 			return cache.Options{}, fmt.Errorf("--upload-token-file: %w", err)
 		}
-		copts.UploadToken = strings.TrimSpace(string(data))
+		if copts.UploadToken = strings.TrimSpace(string(data)); copts.UploadToken == "" {
+			return cache.Options{}, fmt.Errorf("--upload-token-file %s is empty: uploads would be refused to everyone", o.UploadTokenFile)
+		}
 	}
 	if copts.UploadToken != "" && o.Store {
 		return cache.Options{}, usageErrorf("--upload-token needs --dir: a store is served read-only")
@@ -171,22 +179,33 @@ func cacheKeygenRun(opts *CacheKeygenOptions) error {
 	}
 	secFile := filepath.Join(opts.OutDir, opts.Name+".sec")
 	pubFile := filepath.Join(opts.OutDir, opts.Name+".pub")
-	// O_EXCL: never overwrite a key someone may already trust.
-	f, err := os.OpenFile(secFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// Neither file is overwritten: someone may already trust the key.
+	for _, f := range []string{secFile, pubFile} {
+		if _, err := os.Lstat(f); err == nil {
+			return fmt.Errorf("%s exists: keygen does not replace a key", f)
+		}
+	}
+	if err := writeNew(secFile, secret, 0o600); err != nil {
 		return fmt.Errorf("writing secret key: %w", err)
 	}
-	if _, err := f.WriteString(secret); err != nil {
-		f.Close()
-		return fmt.Errorf("writing secret key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing secret key: %w", err)
-	}
-	if err := os.WriteFile(pubFile, []byte(public), 0o644); err != nil {
+	if err := writeNew(pubFile, public, 0o644); err != nil {
+		os.Remove(secFile)
 		return fmt.Errorf("writing public key: %w", err)
 	}
 	fmt.Fprintln(opts.IO.Out, public)
 	fmt.Fprintf(opts.IO.ErrOut, "wrote %s and %s\n", secFile, pubFile)
 	return nil
+}
+
+// writeNew writes a file that must not exist yet (O_EXCL).
+func writeNew(name, data string, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -33,6 +33,34 @@ func TestCacheKeygen(t *testing.T) {
 	if code, _, _ := run(t, "cache", "keygen", "cache.example.org-1", "--out-dir", dir); code == 0 {
 		t.Error("keygen overwrote an existing secret key")
 	}
+	// A public key alone is not replaced either, and no secret key is
+	// left without its public half.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "k.pub"), []byte("k:trusted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := run(t, "cache", "keygen", "k", "--out-dir", other); code == 0 {
+		t.Error("keygen overwrote an existing public key")
+	}
+	if pub, _ := os.ReadFile(filepath.Join(other, "k.pub")); string(pub) != "k:trusted" {
+		t.Errorf("k.pub is now %q", pub)
+	}
+	if _, err := os.Stat(filepath.Join(other, "k.sec")); err == nil {
+		t.Error("keygen wrote a secret key beside a public key it did not write")
+	}
+}
+
+// An empty token file would refuse every upload: kix cache does not start.
+func TestCacheEmptyUploadTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "token")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "cache", "--dir", dir, "--upload-token-file", empty, "--listen", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "is empty") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestCacheAndCSIUsage(t *testing.T) {
@@ -43,6 +71,9 @@ func TestCacheAndCSIUsage(t *testing.T) {
 		{"cache", "--store", "--compression", "lz4"},
 		{"cache", "keygen"},
 		{"cache", "keygen", "bad:name"},
+		{"cache", "keygen", "has space"},
+		{"cache", "--dir", "/tmp", "--compression", "xz"},
+		{"cache", "--store", "--priority", "0"},
 		{"csi", "--node-id", "n"},
 		{"csi", "--node-id", "n", "--substituter", "http://x"},
 		{"csi", "fetch", "--substituter", "http://x", "--trusted-public-key", "k:AAAA", "not-a-path"},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
@@ -23,8 +24,9 @@ import (
 // GenerateSigningKey makes a new key pair named name and returns both halves
 // in Nix's format.
 func GenerateSigningKey(name string) (secret, public string, err error) {
-	if name == "" || strings.Contains(name, ":") {
-		return "", "", fmt.Errorf("key name %q: want a non-empty name without ':'", name)
+	if name == "" || strings.Contains(name, ":") || strings.IndexFunc(name, unicode.IsSpace) >= 0 {
+		// trusted-public-keys is a space-separated list of name:key.
+		return "", "", fmt.Errorf("key name %q: want a non-empty name without ':' or spaces", name)
 	}
 	sk, pk, err := signature.GenerateKeypair(name, rand.Reader)
 	if err != nil {
