@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -91,5 +93,25 @@ func TestStoresPassOverFailingStores(t *testing.T) {
 	_, err = Stores{down, distrusting}.PathInfo(t.Context(), greeting)
 	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("no store gave the path: %v; want why each failed", err)
+	}
+}
+
+// A cache that answers 403 for what it lacks (a private S3 bucket) has not
+// got the path, as Nix reads it.
+func TestForbiddenNarinfoIsNotThere(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/nix-cache-info" {
+			_, _ = io.WriteString(w, "StoreDir: /nix/store\n")
+			return
+		}
+		http.Error(w, "AccessDenied", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	c, err := NewBinaryCache(srv.URL, BinaryCacheOptions{AllowUnsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PathInfo(t.Context(), StoreDir+"/00000000000000000000000000000000-x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a 403 narinfo: %v, want ErrNotFound", err)
 	}
 }
