@@ -131,6 +131,7 @@ func TestUploads(t *testing.T) {
 		{"narinfo before its NAR", url, request{"PUT", greetInfo, bearer, greetInfoData}, 400, "upload it first"},
 		{"NAR under another hash", url, request{"PUT", otherNAR, bearer, greetNARData}, 400, "sha256"},
 		{"NAR name Nix does not make", url, request{"PUT", "/nar/x.nar", bearer, greetNARData}, 400, "file name"},
+		{"NAR kix cannot verify", url, request{"PUT", "/nar/" + strings.SplitN(strings.TrimPrefix(greetNAR, "/nar/"), ".", 2)[0] + ".nar.br", bearer, greetNARData}, 400, "kix verifies NARs compressed with"},
 		{"NAR", url, request{"PUT", greetNAR, basic, greetNARData}, 201, ""},
 		{"narinfo for another hash", url, request{"PUT", helloInfo, bearer, greetInfoData}, 400, "does not have hash"},
 		{"narinfo with another NAR size", url, request{"PUT", greetInfo, bearer,
@@ -156,6 +157,9 @@ func TestUploads(t *testing.T) {
 	}
 	if n := narinfoCount(t, dir); n != 1 {
 		t.Errorf("cache holds %d narinfos, want 1 (hello-greeting)", n)
+	}
+	if brotli, _ := filepath.Glob(filepath.Join(dir, "nar", "*.br")); len(brotli) > 0 {
+		t.Errorf("a refused NAR was kept: %v", brotli)
 	}
 }
 

@@ -57,6 +57,10 @@ func checkCacheInfoUpload(r *http.Request) error {
 }
 
 // narFileName is how Nix names NAR files: nar/<file hash>.nar[.<compression>].
+// verifiableNAR are the NAR file extensions Nix writes for the compressions
+// kix can undo to check a narinfo's NarHash.
+var verifiableNAR = map[string]bool{"": true, ".xz": true, ".zst": true, ".bz2": true, ".gz": true}
+
 var narFileName = regexp.MustCompile(`^([0-9a-df-np-sv-z]{52})\.nar(\.[a-z0-9]{1,5})?$`)
 
 // putNAR writes an uploaded NAR file under a temporary name and renames it
@@ -69,6 +73,10 @@ func (b *dirBackend) putNAR(r *http.Request, name string) error {
 	want, err := nixbase32.DecodeString(m[1])
 	if err != nil {
 		return badRequestf("NAR file name %q: %v", name, err)
+	}
+	if !verifiableNAR[m[2]] {
+		// Its narinfo would be refused, unverified, after the upload.
+		return badRequestf("NAR file name %q: kix verifies NARs compressed with xz, zstd, bzip2 or gzip, or not at all (nix copy --to '...?compression=zstd')", name)
 	}
 	tmp, err := b.receive(r, filepath.Join(b.dir, "nar"), b.maxUpload, func(sum []byte) error {
 		if !bytes.Equal(sum, want) {
