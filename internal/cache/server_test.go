@@ -4,9 +4,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
@@ -189,5 +191,27 @@ func TestFolderStoreDir(t *testing.T) {
 				t.Errorf("New: %v, want error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A path deleted from the store is not served on from memory.
+func TestStoreForgetsDeletedPaths(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kix-cache-deleted")
+	if err := os.WriteFile(file, []byte(t.Name()+time.Now().String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := fixture.AddToStore(t, file)
+	url := serve(t, Options{Store: nix.NewLocalStore()})
+	narinfo := request{method: "GET", path: "/" + nix.HashPart(path) + ".narinfo"}
+	if code, body := do(t, url, narinfo); code != 200 {
+		t.Fatalf("narinfo of %s: %d %s", path, code, body)
+	}
+	cmd := exec.Command("nix-store", "--delete", path)
+	cmd.Env = fixture.Env()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nix-store --delete: %v\n%s", err, out)
+	}
+	if code, body := do(t, url, narinfo); code != 404 {
+		t.Errorf("narinfo of the deleted %s: %d %s, want 404", path, code, body)
 	}
 }

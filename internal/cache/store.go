@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 
@@ -17,7 +20,13 @@ type storeBackend struct {
 	paths       nix.HashQuerier
 	key         *nix.SigningKey
 	compression Compression
-	narinfos    sync.Map // hash -> []byte; a valid path's narinfo never changes
+	narinfos    sync.Map // hash -> servedNarinfo; a valid path's narinfo never changes
+}
+
+// servedNarinfo is a narinfo made for a store path.
+type servedNarinfo struct {
+	path string
+	data []byte
 }
 
 func newStoreBackend(opts Options) (*storeBackend, error) {
@@ -36,8 +45,15 @@ func newStoreBackend(opts Options) (*storeBackend, error) {
 }
 
 func (b *storeBackend) narinfo(ctx context.Context, hash string) ([]byte, error) {
-	if data, ok := b.narinfos.Load(hash); ok {
-		return data.([]byte), nil
+	if e, ok := b.narinfos.Load(hash); ok {
+		served := e.(servedNarinfo)
+		// A path deleted since (nix-store --delete, a garbage collection)
+		// is not served on: its NAR could not be.
+		if _, err := os.Lstat(served.path); !errors.Is(err, fs.ErrNotExist) {
+			return served.data, nil
+		}
+		b.narinfos.Delete(hash)
+		return nil, &nix.NotFoundError{Path: served.path, Store: b.store.String()}
 	}
 	info, err := b.pathInfo(ctx, hash)
 	if err != nil {
@@ -54,7 +70,7 @@ func (b *storeBackend) narinfo(ctx context.Context, hash string) ([]byte, error)
 		}
 	}
 	data := []byte(ni.String())
-	b.narinfos.Store(hash, data)
+	b.narinfos.Store(hash, servedNarinfo{path: info.Path, data: data})
 	return data, nil
 }
 
