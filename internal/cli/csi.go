@@ -57,6 +57,7 @@ object csi.kix.dev with volumeLifecycleModes [Ephemeral] (deploy/csi.nix).`,
 	fs.StringVar(&opts.NodeID, "node-id", os.Getenv("NODE_NAME"), "the node's name (default $NODE_NAME)")
 	fs.StringVar(&opts.StateDir, "state-dir", "/var/lib/kix-csi", "folder for the node's store paths and the volumes' views")
 	fs.StringVar(&opts.KubeletDir, "kubelet-dir", "/var/lib/kubelet", "the kubelet's root folder, to register in its plugins_registry (empty: do not register)")
+	fs.StringVar(&opts.System, "system", image.CurrentSystem(), "the node's Nix system, for volumes that name paths per system")
 	opts.addFetchFlags(cmd)
 	cmd.AddCommand(newCmdCSIFetch(streams))
 	return cmd
@@ -66,7 +67,6 @@ func (o *CSIOptions) addFetchFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&o.Substituters, "substituter", nil, "binary cache URL to fetch store paths from (repeatable, tried in order)")
 	fs.StringArrayVar(&o.TrustedKeys, "trusted-public-key", nil, "public key (name:base64) narinfos must be signed with (repeatable)")
-	fs.StringVar(&o.System, "system", image.CurrentSystem(), "the node's Nix system, for volumes that name paths per system")
 	fs.IntVar(&o.Parallel, "parallel", 8, "store paths fetched at once")
 }
 
