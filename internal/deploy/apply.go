@@ -173,7 +173,9 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 			}
 		}
 	}
-	return results, nil
+	// A set of CRDs and Namespaces only, one of which holds the parent,
+	// has had no later stage to record it before.
+	return results, intent.before(ctx, StageWebhooks)
 }
 
 // applied is an object of the set after its apply; obj is read whole only

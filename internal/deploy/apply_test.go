@@ -558,3 +558,20 @@ func TestKindCaseIsChecked(t *testing.T) {
 		t.Error("a set with a misspelt kind was applied in part")
 	}
 }
+
+// A manifest exported from a cluster carries the server's bookkeeping
+// (generation, uid, a creationTimestamp), which nobody owns: re-applying it
+// unchanged sends nothing.
+func TestExportedManifestIsUpToDate(t *testing.T) {
+	m, counter := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "exported", Namespace: ns}
+	set := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, generation: 1, creationTimestamp: \"2020-01-01T00:00:00Z\"}\ndata: {k: \"1\"}\n"
+	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	before := counter.get("PATCH")
+	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged")
+	if n := counter.get("PATCH") - before; n != 0 {
+		t.Errorf("re-applying an exported manifest made %d PATCH requests, want none", n)
+	}
+}

@@ -163,6 +163,8 @@ func newObjectDiff(it *item, live, desired *unstructured.Unstructured, note stri
 	return d, err
 }
 
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
 // maskSecret hides a Secret's values, as kubectl diff does: each is "***",
 // or "*** (before)" and "*** (after)" where it changes, so a diff in a CI
 // log says which keys change without saying to what. Other objects are
@@ -182,6 +184,16 @@ func maskSecret(live, desired *unstructured.Unstructured) (*unstructured.Unstruc
 		return m
 	}
 	live, desired = live.DeepCopy(), desired.DeepCopy()
+	// kubectl apply's record of a Secret holds its values too.
+	for _, o := range []*unstructured.Unstructured{live, desired} {
+		if !isSecret(o) {
+			continue
+		}
+		if ann := o.GetAnnotations(); ann[lastApplied] != "" {
+			ann[lastApplied] = "***"
+			o.SetAnnotations(ann)
+		}
+	}
 	for _, field := range []string{"data", "stringData"} {
 		before, after := values(live, field), values(desired, field)
 		for k, v := range before {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,12 +21,15 @@ var namespaceDefaults = map[schema.GroupResource]string{
 	{Resource: "configmaps"}:      "kube-root-ca.crt",
 }
 
-// foreignObjectIn returns an object in a namespace that kix would delete
-// along with the namespace without owning it ("ConfigMap/ns/name"), or ""
-// if there is none. Objects with an owner go with their owner and are not
-// counted; nor are events and the namespace's defaults, nor, if
-// parentGoes, the inventory's parent. (A Service's Endpoints have no owner
-// but carry the Service's labels, so they count as the Service's set's.)
+// foreignObjectIn says why deleting a namespace would take objects kix does
+// not own ("holds objects kix does not own, such as ConfigMap/ns/name"), or
+// "" if it would not. Only resources a namespace's deletion removes are
+// looked at (those with the delete verb: not PodMetrics, say). Objects with
+// an owner go with their owner and are not counted; nor are events and the
+// namespace's defaults, nor, if parentGoes, the inventory's parent. (A
+// Service's Endpoints have no owner but carry the Service's labels, so they
+// count as the Service's set's.) A resource that cannot be listed keeps the
+// namespace: kix cannot tell what it holds.
 func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inventory, parentGoes bool) (string, error) {
 	lists, err := m.disco.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
@@ -41,26 +46,31 @@ func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inv
 			continue
 		}
 		for _, r := range l.APIResources {
-			if slices.Contains(r.Verbs, "list") && r.Name != "events" {
+			if slices.Contains(r.Verbs, "list") && slices.Contains(r.Verbs, "delete") && r.Name != "events" {
 				resources = append(resources, resource{gv.WithResource(r.Name), r.Kind})
 			}
 		}
 	}
 	var mu sync.Mutex
-	var found string
+	var reason string
 	errs := forEach(ctx, m.workers, resources, func(ctx context.Context, r resource) error {
-		f, err := m.foreignResource(ctx, r.gvr, r.kind, namespace, inv, parentGoes)
-		if err != nil {
-			return nil // a resource we may not list cannot be checked; others will be
+		found, err := m.foreignResource(ctx, r.gvr, r.kind, namespace, inv, parentGoes)
+		var why string
+		switch {
+		case apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err):
+		case err != nil:
+			why = "may hold objects kix does not own: listing " + r.gvr.GroupResource().String() + ": " + err.Error()
+		case found != "":
+			why = "holds objects kix does not own, such as " + found
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if found == "" {
-			found = f
+		if reason == "" || (why != "" && strings.HasPrefix(reason, "may")) {
+			reason = why
 		}
 		return nil
 	})
-	return found, errors.Join(errs...)
+	return reason, errors.Join(errs...)
 }
 
 // foreignResource returns an object of one resource, in namespace (all
@@ -68,19 +78,24 @@ func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inv
 // ("Kind/ns/name"), or "" if there is none; the namespace defaults and, if
 // parentGoes, the inventory's parent do not count.
 func (m *Manager) foreignResource(ctx context.Context, gvr schema.GroupVersionResource, kind, namespace string, inv Inventory, parentGoes bool) (string, error) {
-	l, err := m.quiet.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{LabelSelector: PartOfLabel + "!=" + inv.ID(), Limit: 50})
-	if err != nil {
-		return "", err
-	}
-	for _, o := range l.Items {
-		gr := gvr.GroupResource()
-		isParent := gr == parentGVR.GroupResource() && o.GetNamespace() == inv.Namespace && o.GetName() == inv.Name
-		if len(o.GetOwnerReferences()) > 0 || namespaceDefaults[gr] == o.GetName() || (parentGoes && isParent) {
-			continue
+	opts := metav1.ListOptions{LabelSelector: PartOfLabel + "!=" + inv.ID(), Limit: 100}
+	for {
+		l, err := m.quiet.Resource(gvr).Namespace(namespace).List(ctx, opts)
+		if err != nil {
+			return "", err
 		}
-		return ObjectID{Group: gvr.Group, Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}.String(), nil
+		for _, o := range l.Items {
+			gr := gvr.GroupResource()
+			isParent := gr == parentGVR.GroupResource() && o.GetNamespace() == inv.Namespace && o.GetName() == inv.Name
+			if len(o.GetOwnerReferences()) > 0 || namespaceDefaults[gr] == o.GetName() || (parentGoes && isParent) {
+				continue
+			}
+			return ObjectID{Group: gvr.Group, Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}.String(), nil
+		}
+		if opts.Continue = l.GetContinue(); opts.Continue == "" {
+			return "", nil
+		}
 	}
-	return "", nil
 }
 
 // liveCRD is what a prune needs of a CustomResourceDefinition.
@@ -99,9 +114,10 @@ func (m *Manager) readCRD(ctx context.Context, name string) (*liveCRD, error) {
 	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
 	resource, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "plural")
 	crd := &liveCRD{groupKind: schema.GroupKind{Group: group, Kind: kind}, resource: schema.GroupVersionResource{Group: group, Resource: resource}}
+	// The storage version if it is served, else the first served one.
 	versions, _, _ := unstructured.NestedSlice(obj.Object, "spec", "versions")
 	for _, v := range versions {
-		if v, ok := v.(map[string]any); ok && v["storage"] == true {
+		if v, ok := v.(map[string]any); ok && v["served"] == true && (crd.resource.Version == "" || v["storage"] == true) {
 			crd.resource.Version, _ = v["name"].(string)
 		}
 	}

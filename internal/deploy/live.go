@@ -130,8 +130,8 @@ func upToDate(live metav1.Object, it *item) bool {
 
 // specOf is what kix's own managed fields must cover of a desired
 // object: all of it but what the server does not record as a field (type,
-// name and namespace) and status, which an apply to the object does not
-// write.
+// name, namespace and the server's bookkeeping) and status, which an apply
+// to the object does not write.
 func specOf(obj map[string]any) map[string]any {
 	out := make(map[string]any, len(obj))
 	for k, v := range obj {
@@ -141,7 +141,7 @@ func specOf(obj map[string]any) map[string]any {
 			meta, _ := v.(map[string]any)
 			rest := make(map[string]any, len(meta))
 			for mk, mv := range meta {
-				if mk != "name" && mk != "namespace" {
+				if !serverMetadata[mk] {
 					rest[mk] = mv
 				}
 			}
@@ -151,6 +151,14 @@ func specOf(obj map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// serverMetadata are metadata fields the server keeps, never owned by an
+// applier, which a manifest exported with kubectl get -o yaml still holds.
+var serverMetadata = map[string]bool{
+	"name": true, "namespace": true, "uid": true, "resourceVersion": true, "generation": true,
+	"creationTimestamp": true, "deletionTimestamp": true, "deletionGracePeriodSeconds": true,
+	"managedFields": true, "selfLink": true,
 }
 
 // covers reports whether a managed-fields set (fieldsV1) still holds every
@@ -219,8 +227,8 @@ func touches(fields map[string]any, desired any) bool {
 			continue
 		}
 		value, set := m[name]
-		if !set {
-			continue
+		if !set || value == nil {
+			continue // null in an apply sets nothing (replicas: null beside an HPA)
 		}
 		children, _ := sub.(map[string]any)
 		if leaf(children) || touches(children, value) {

@@ -125,13 +125,23 @@ func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState,
 	if len(gone) > 0 {
 		opts.progress("pruning %s that left %s", plural(len(gone), "object"), inv)
 	}
+	// The Namespace of the parent goes last, after everything else has:
+	// if a deletion fails, the parent still records what is left.
+	var batches [][]*member
+	var home []*member
 	for s := StageWebhooks; s >= StageCRDs; s-- {
 		var batch []*member
 		for _, mb := range gone {
-			if mb.stage() == s {
+			switch {
+			case mb.id == ObjectID{Kind: "Namespace", Name: inv.Namespace}:
+				home = []*member{mb}
+			case mb.stage() == s:
 				batch = append(batch, mb)
 			}
 		}
+		batches = append(batches, batch)
+	}
+	for _, batch := range append(batches, home) {
 		errs := forEach(ctx, m.workers, batch, func(ctx context.Context, mb *member) error {
 			c, err := m.pruneOne(ctx, mb, opts.DryRun)
 			cs.add(c)
@@ -225,13 +235,11 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, sta
 				return "holds " + id.String() + ", which stays", nil
 			}
 		}
-		foreign, err := m.foreignObjectIn(ctx, mb.id.Name, inv, parentGoes)
+		reason, err := m.foreignObjectIn(ctx, mb.id.Name, inv, parentGoes)
 		if err != nil {
 			return "", &ObjectError{ID: mb.id, Err: err}
 		}
-		if foreign != "" {
-			return "holds objects kix does not own, such as " + foreign, nil
-		}
+		return reason, nil
 	case crdGroupKind:
 		crd, err := m.readCRD(ctx, mb.id.Name)
 		if apierrors.IsNotFound(err) {
@@ -246,10 +254,11 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, sta
 			}
 		}
 		foreign, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false)
-		if err != nil {
-			return "", &ObjectError{ID: mb.id, Err: err}
-		}
-		if foreign != "" {
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return "may define objects kix does not own: listing " + crd.resource.GroupResource().String() + ": " + err.Error(), nil
+		case foreign != "":
 			return "defines objects kix does not own, such as " + foreign, nil
 		}
 	}
