@@ -27,13 +27,16 @@ func (s Stores) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
 	return info, err
 }
 
-// NAR implements Store, reading from the store that has the path.
+// NAR implements Store, reading from the first store that has the path
+// and can serve its NAR.
 func (s Stores) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
-	st, _, err := s.find(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return st.NAR(ctx, path)
+	var nar io.ReadCloser
+	err := s.fromEach(ctx, path, func(st Store) (bool, error) {
+		var err error
+		nar, err = st.NAR(ctx, path)
+		return false, err
+	})
+	return nar, err
 }
 
 // Files reads from the store that has the path.
@@ -45,13 +48,40 @@ func (s Stores) Files(ctx context.Context, path string) (FileReader, error) {
 	return Files(ctx, st, path)
 }
 
-// ReadNAR implements NARReader, reading from the store that has the path.
+// ReadNAR implements NARReader, reading from the first store that has the
+// path and can serve its NAR. Once read has been called, its outcome
+// stands: what it did with a part of the NAR cannot be undone here.
 func (s Stores) ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error {
-	st, _, err := s.find(ctx, path)
-	if err != nil {
-		return err
+	return s.fromEach(ctx, path, func(st Store) (bool, error) {
+		called := false
+		err := ReadNAR(ctx, st, path, func(r io.Reader) error {
+			called = true
+			return read(r)
+		})
+		return called, err
+	})
+}
+
+// fromEach runs use with each store that has the path, in order, until one
+// succeeds or use says its failure is final. A store whose narinfo answered
+// but whose NAR cannot be had (it went down since, or lost the file) is
+// passed over like one that failed to answer.
+func (s Stores) fromEach(ctx context.Context, path string, use func(Store) (final bool, err error)) error {
+	var failures []error
+	for _, st := range s {
+		_, err := st.PathInfo(ctx, path)
+		has, final := err == nil, false
+		if has {
+			final, err = use(st)
+		}
+		if err == nil || final || ctx.Err() != nil {
+			return err
+		}
+		if has || !errors.Is(err, ErrNotFound) {
+			failures = append(failures, err) // a NAR its narinfo names is missing: say so
+		}
 	}
-	return ReadNAR(ctx, st, path, read)
+	return s.none(path, failures)
 }
 
 // PathFromHash implements HashQuerier with the stores that can.

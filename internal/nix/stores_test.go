@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -113,5 +114,33 @@ func TestForbiddenNarinfoIsNotThere(t *testing.T) {
 	}
 	if _, err := c.PathInfo(t.Context(), StoreDir+"/00000000000000000000000000000000-x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a 403 narinfo: %v, want ErrNotFound", err)
+	}
+}
+
+// A store whose narinfo answers but whose NAR cannot be had is passed over
+// for the next that has the path.
+func TestStoresPassOverAMissingNAR(t *testing.T) {
+	_, greeting, _ := helloClosure(t)
+	broken := newTestCache(t, "zstd", greeting)
+	good := newTestCache(t, "xz", greeting)
+	if err := os.Remove(broken.narFile(t, greeting)); err != nil {
+		t.Fatal(err)
+	}
+	stores := Stores{broken.open(t), good.open(t)}
+	var got []byte
+	err := stores.ReadNAR(t.Context(), greeting, func(r io.Reader) error {
+		var err error
+		got, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readNAR(t, NewLocalStore(), greeting); !bytes.Equal(got, want) {
+		t.Errorf("got %d bytes, want the %d of the local NAR", len(got), len(want))
+	}
+	err = Stores{broken.open(t)}.ReadNAR(t.Context(), greeting, func(io.Reader) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "nar/") {
+		t.Errorf("the NAR in no store: %v; want the missing NAR named", err)
 	}
 }
