@@ -138,10 +138,13 @@ func (e *conditionError) Error() string { return e.msg }
 func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Installation) (*v1alpha1.BuildingBlock, error) {
 	var published v1alpha1.BuildingBlock
 	name := catalog.ObjectName(inst.Spec.Block, inst.Spec.Version)
-	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &published); err != nil {
-		if client.IgnoreNotFound(err) != nil {
-			return nil, err
-		}
+	err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &published)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	// Only a published block of exactly this name and version: not another
+	// tenant's customisation, nor a block whose object name merely collides.
+	if err != nil || published.Spec.Owner != nil || published.Spec.Block != inst.Spec.Block || published.Spec.Version != inst.Spec.Version {
 		return nil, &conditionError{ReasonBlockNotFound, fmt.Sprintf("the catalogue has no block %s version %s (kubectl get buildingblocks lists it)", inst.Spec.Block, inst.Spec.Version)}
 	}
 	if inst.Spec.Values == nil || len(inst.Spec.Values.Raw) == 0 {
@@ -152,7 +155,7 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	}
 	ownName := tenantBlockName(inst, name)
 	var own v1alpha1.BuildingBlock
-	err := r.Client.Get(ctx, client.ObjectKey{Name: ownName}, &own)
+	err = r.Client.Get(ctx, client.ObjectKey{Name: ownName}, &own)
 	exists := err == nil
 	// A tenant block is made again when the provider republished the
 	// version from another source.

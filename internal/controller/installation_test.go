@@ -232,6 +232,16 @@ func TestInstallationWithValues(t *testing.T) {
 		t.Errorf("greeting: %v %v", cm.Data, err)
 	}
 
+	// Another tenant cannot install this tenant's block by naming it as a
+	// version of the published one.
+	other := installNamespace(t, cl)
+	thief := newInstallation(other, "thief", "hello-web", strings.TrimPrefix(own.Name, "hello-web-"), "")
+	if err := cl.Create(ctx, thief); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, other, "thief", metav1.ConditionFalse, ReasonBlockNotFound)
+	nothingApplied(t, other, "thief")
+
 	// New values: a new block, the old one removed.
 	update(t, cl, inst, func(i *v1alpha1.Installation) { i.Spec.Values.Raw = []byte(`{"greeting":"Hello again"}`) })
 	waitConfigMap(t, ns, "greeting", "with the new values", func(cm *corev1.ConfigMap, err error) bool {
