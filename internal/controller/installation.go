@@ -244,11 +244,12 @@ func (r *InstallationReconciler) notReady(ctx context.Context, inst *v1alpha1.In
 }
 
 // uninstall deletes what the Installation applied, its own blocks, and
-// then lets it go. A delete the server refuses is recorded in the Ready
+// then lets it go. A delete the server refuses, or a member the prune keeps
+// for what is beside it (see keptAtUninstall), is recorded in the Ready
 // condition (DeleteFailed) and retried, unless the namespace is being
-// deleted, the service account was refused, and nothing refused lies
-// outside the namespace (see outside): then it lets go with a warning
-// event, the namespace's deletion removing the objects in it.
+// deleted and nothing refused or kept lies outside it (see outside): then
+// it lets go with a warning event, the namespace's deletion removing the
+// objects in it.
 func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) error {
 	if !controllerutil.ContainsFinalizer(inst, installationFinalizer) {
 		return nil
@@ -263,11 +264,14 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 	if err != nil {
 		err = fmt.Errorf("removing the objects of %s/%s: %w", inst.Namespace, inst.Name, err)
 		terminating, nsErr := r.namespaceTerminating(ctx, inst.Namespace)
+		// Refused deletes, and members kept for what is beside them, are
+		// let go with the namespace if it takes them all.
+		excusable := apierrors.IsForbidden(err) || errors.As(err, new(*keptError))
 		var outside []string
-		if terminating && apierrors.IsForbidden(err) {
+		if terminating && excusable {
 			outside, nsErr = r.outside(ctx, inst, inv, err)
 		}
-		if !apierrors.IsForbidden(err) || !terminating || len(outside) > 0 || nsErr != nil {
+		if !excusable || !terminating || len(outside) > 0 || nsErr != nil {
 			// The finalizer stays and the delete is retried with
 			// back-off, until the service account may delete the objects
 			// (or the Installation names one that may).
@@ -305,10 +309,17 @@ func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alph
 		if dm, err = r.Deployers.As(user); err != nil {
 			return err
 		}
-		_, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+		var cs *deploy.ChangeSet
+		cs, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+		if err == nil {
+			err = r.keptAtUninstall(inst, cs)
+		}
 	}
 	if err == nil || errors.Is(err, deploy.ErrNoInventory) {
 		return nil
+	}
+	if errors.As(err, new(*keptError)) {
+		return err
 	}
 	var cond *conditionError
 	if !apierrors.IsForbidden(err) && !errors.As(err, &cond) {
@@ -317,6 +328,38 @@ func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alph
 	exists, existsErr := r.inventoryExists(ctx, inv)
 	if exists || existsErr != nil {
 		return errors.Join(err, existsErr)
+	}
+	return nil
+}
+
+// keptError is an uninstall's prune that kept members for reasons that may
+// pass (objects kix does not own beside them, a list refused): the delete
+// is retried. Each is a *deploy.ObjectError, so outside finds them.
+type keptError struct{ err error }
+
+func (e *keptError) Error() string { return "kept: " + e.err.Error() }
+func (e *keptError) Unwrap() error { return e.err }
+
+// keptAtUninstall judges the members an uninstall's prune kept: those that
+// ask to be kept (kix.dev/prune: disabled) stay, with a warning event
+// naming them, and their inventory with them; any other is a keptError.
+func (r *InstallationReconciler) keptAtUninstall(inst *v1alpha1.Installation, cs *deploy.ChangeSet) error {
+	var asked []string
+	var blocking []error
+	for _, c := range cs.Changes {
+		switch {
+		case c.Action != deploy.Kept:
+		case c.Message == deploy.PruneAnnotation+": disabled":
+			asked = append(asked, c.Object.String())
+		default:
+			blocking = append(blocking, &deploy.ObjectError{ID: c.Object, Err: errors.New(c.Message)})
+		}
+	}
+	if len(blocking) > 0 {
+		return &keptError{errors.Join(blocking...)}
+	}
+	if len(asked) > 0 {
+		r.event(inst, corev1.EventTypeWarning, "Kept", "kept, as they ask (%s: disabled), with their inventory: %s", deploy.PruneAnnotation, truncate(strings.Join(asked, ", "), 900))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -72,7 +73,13 @@ func installNamespace(t *testing.T, cl client.Client) string {
 		eventually(t, 30*time.Second, "Installations gone", func() (bool, string) {
 			var list v1alpha1.InstallationList
 			err := cl.List(ctx, &list, client.InNamespace(ns))
-			return err == nil && len(list.Items) == 0, fmt.Sprint(len(list.Items), err)
+			left := []string{fmt.Sprint(err)}
+			for _, i := range list.Items {
+				if c := readyCondition(i.Status.Conditions); c != nil {
+					left = append(left, i.Name+": "+c.Reason+": "+c.Message)
+				}
+			}
+			return err == nil && len(list.Items) == 0, strings.Join(left, "; ")
 		})
 	})
 	return ns
@@ -531,5 +538,37 @@ func TestInstallationNamesFit(t *testing.T) {
 	}
 	if labelValue(long) == labelValue(long[:252]+"b") {
 		t.Errorf("two long names share %q", labelValue(long))
+	}
+}
+
+// An uninstall's prune that kept members: those that ask to stay let the
+// Installation go, with a warning naming them; any other holds it.
+func TestKeptAtUninstall(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	r := &InstallationReconciler{Recorder: rec}
+	inst := newInstallation("shop", "web", "hello-web", "1.0", "")
+	asked := deploy.Change{Object: deploy.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "keep"}, Action: deploy.Kept, Message: deploy.PruneAnnotation + ": disabled"}
+	pruned := deploy.Change{Object: deploy.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "gone"}, Action: deploy.Pruned}
+	beside := deploy.Change{Object: deploy.ObjectID{Kind: "Namespace", Name: "extra"}, Action: deploy.Kept, Message: "holds objects kix does not own, such as ConfigMap/extra/x"}
+
+	if err := r.keptAtUninstall(inst, &deploy.ChangeSet{Changes: []deploy.Change{asked, pruned}}); err != nil {
+		t.Errorf("members kept as they ask: %v", err)
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.Contains(e, "ConfigMap/shop/keep") {
+			t.Errorf("event %q does not name the kept member", e)
+		}
+	default:
+		t.Error("no event names the kept member")
+	}
+
+	err := r.keptAtUninstall(inst, &deploy.ChangeSet{Changes: []deploy.Change{asked, beside}})
+	var kept *keptError
+	if !errors.As(err, &kept) || !strings.Contains(err.Error(), "Namespace/extra: holds objects kix does not own") {
+		t.Fatalf("a member kept for what is beside it: %v", err)
+	}
+	if ids, unnamed := failedObjects(err); unnamed || len(ids) != 1 || ids[0] != beside.Object {
+		t.Errorf("failedObjects = %v, %v; want the kept Namespace", ids, unnamed)
 	}
 }
