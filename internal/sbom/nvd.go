@@ -91,6 +91,14 @@ func nvdAdvisory(c nvdCVE) (*Advisory, error) {
 			m := primaryMetric(ms)
 			a.Score = m.CVSSData.BaseScore
 			a.Severity = SeverityOf(a.Score)
+			// NVD's own rating where it gives one: CVSS v2 has no
+			// critical band, so 9.3 is high there, not critical.
+			for _, rating := range []string{m.CVSSData.BaseSeverity, m.BaseSeverity} {
+				if sev, err := ParseSeverity(rating); err == nil && rating != "" {
+					a.Severity = sev
+					break
+				}
+			}
 			break
 		}
 	}

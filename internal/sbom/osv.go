@@ -10,12 +10,13 @@ import (
 
 // osvRecord is the part of an OSV record kix reads.
 type osvRecord struct {
-	ID       string        `json:"id"`
-	Aliases  []string      `json:"aliases"`
-	Summary  string        `json:"summary"`
-	Details  string        `json:"details"`
-	Severity []osvSeverity `json:"severity"`
-	Affected []osvAffected `json:"affected"`
+	ID        string        `json:"id"`
+	Withdrawn string        `json:"withdrawn"` // set when the advisory was taken back
+	Aliases   []string      `json:"aliases"`
+	Summary   string        `json:"summary"`
+	Details   string        `json:"details"`
+	Severity  []osvSeverity `json:"severity"`
+	Affected  []osvAffected `json:"affected"`
 	// GitHub's and others' databases rate a record here.
 	DatabaseSpecific struct {
 		Severity string `json:"severity"`
@@ -52,10 +53,14 @@ type osvEvent struct {
 	Limit        string `json:"limit,omitempty"`
 }
 
+// parseOSV reads an OSV record; nil, nil for one that was withdrawn.
 func parseOSV(data []byte) (*Advisory, error) {
 	var r osvRecord
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("decoding OSV record: %w", err)
+	}
+	if r.Withdrawn != "" {
+		return nil, nil
 	}
 	for i, aff := range r.Affected {
 		if aff.Package.Name == "" {
@@ -106,15 +111,17 @@ func firstLine(s string) string {
 }
 
 // matchOSV reports whether the record affects a package name at a version:
-// the name matches (any ecosystem; Nix names are what nixpkgs calls the
-// package) and the version is listed or inside a SEMVER or ECOSYSTEM
-// range, compared as Nix compares versions. GIT ranges are ignored.
+// the name matches (in any ecosystem but a Linux distribution's, whose
+// versions are the distribution's builds, not upstream's; Nix names are
+// what nixpkgs calls the package) and the version is listed or inside a
+// SEMVER or ECOSYSTEM range, compared as Nix compares versions. GIT ranges
+// are ignored.
 func (a *Advisory) matchOSV(name, version string) bool {
 	if version == "" {
 		return false
 	}
 	for _, aff := range a.osv {
-		if !strings.EqualFold(aff.Package.Name, name) {
+		if !strings.EqualFold(aff.Package.Name, name) || distroEcosystem(aff.Package.Ecosystem) {
 			continue
 		}
 		if slices.ContainsFunc(aff.Versions, func(v string) bool { return CompareVersions(v, version) == 0 }) {
@@ -161,4 +168,18 @@ func (e osvEvent) version() string {
 		return e.LastAffected
 	}
 	return e.Limit
+}
+
+// distroEcosystems are OSV ecosystems of Linux distributions: their
+// records version a distribution's own builds (1.35.0-r0, 1.35.0-2ubuntu1).
+var distroEcosystems = []string{
+	"AlmaLinux", "Alpine", "Chainguard", "Debian", "Mageia", "openEuler", "openSUSE",
+	"Photon OS", "Red Hat", "Rocky Linux", "SUSE", "Ubuntu", "Wolfi",
+}
+
+// distroEcosystem reports whether an ecosystem ("Alpine:v3.19",
+// "Debian:12") is a distribution's.
+func distroEcosystem(ecosystem string) bool {
+	base, _, _ := strings.Cut(ecosystem, ":")
+	return slices.Contains(distroEcosystems, base)
 }

@@ -145,6 +145,29 @@ func TestOSVRanges(t *testing.T) {
 	}
 }
 
+// A withdrawn OSV record is no advisory, and a distribution's record (whose
+// versions are its own builds) does not match an upstream version.
+func TestOSVWithdrawnAndDistroRecords(t *testing.T) {
+	withdrawn := `{"id": "KIX-W-1", "withdrawn": "2024-02-01T00:00:00Z", "affected": [{"package": {"name": "busybox"}, "versions": ["1.35.0"]}]}`
+	if a, err := parseOSV([]byte(withdrawn)); a != nil || err != nil {
+		t.Errorf("a withdrawn record: %v, %v; want nothing", a, err)
+	}
+	record := func(ecosystem string) *Advisory {
+		a, err := parseOSV([]byte(`{"id": "X-1", "affected": [{"package": {"ecosystem": "` + ecosystem + `", "name": "busybox"},
+			"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.35.0-r0"}]}]}]}`))
+		if err != nil || a == nil {
+			t.Fatalf("%s record: %v, %v", ecosystem, a, err)
+		}
+		return a
+	}
+	if record("Alpine:v3.19").matchOSV("busybox", "1.35.0") {
+		t.Error("an Alpine record matched upstream busybox 1.35.0")
+	}
+	if !record("").matchOSV("busybox", "1.34.0") {
+		t.Error("a record of no ecosystem did not match busybox 1.34.0")
+	}
+}
+
 func TestCPEMatching(t *testing.T) {
 	hello, err := parseCPE(`cpe:2.3:a:gnu:hello\:world:2.12.1:*:*:*:*:*:*:*`)
 	if err != nil || hello.product != "hello:world" || hello.version != "2.12.1" {
@@ -292,5 +315,18 @@ func TestPackagesNeedPnameAndVersion(t *testing.T) {
 	got := []string{d.Components[0].Name + " " + d.Components[0].Version, d.Components[1].Name + " " + d.Components[1].Version}
 	if want := []string{"hello 2.12", "tool-renamed 1.1"}; !cmp.Equal(got, want) {
 		t.Errorf("components %q, want %q", got, want)
+	}
+}
+
+// A CVE rated by CVSS v2 alone takes NVD's rating: v2 has no critical band.
+func TestNVDv2Severity(t *testing.T) {
+	feed := `{"format": "NVD_CVE", "version": "2.0", "vulnerabilities": [{"cve": {"id": "CVE-2010-0001",
+		"metrics": {"cvssMetricV2": [{"type": "Primary", "cvssData": {"version": "2.0", "baseScore": 9.3}, "baseSeverity": "HIGH"}]}}}]}`
+	advs, err := parseNVDFeed([]byte(feed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := advs[0]; a.Score != 9.3 || a.Severity != SeverityHigh {
+		t.Errorf("score %v, severity %s; want 9.3, high", a.Score, a.Severity)
 	}
 }

@@ -151,8 +151,9 @@ func (db *DB) loadJSON(where string, data []byte) error {
 		advs, err = parseNVDFeed(data)
 	case probe.ID != "" && (probe.Affected != nil || probe.SchemaVersion != ""):
 		var a *Advisory
-		a, err = parseOSV(data)
-		advs = []*Advisory{a}
+		if a, err = parseOSV(data); a != nil {
+			advs = []*Advisory{a}
+		}
 	default:
 		return fmt.Errorf("%s is neither an OSV record nor an NVD CVE 2.0 feed", where)
 	}
