@@ -148,9 +148,9 @@ func (reg *Registry) serveReferrers(w http.ResponseWriter, r *http.Request, name
 	if err != nil {
 		return err
 	}
-	if _, ok := a.ManifestByDigest(d); !ok {
-		return errorf(http.StatusNotFound, codeManifestUnknown, "%s has no manifest %s", name.raw, d)
-	}
+	// A digest nothing refers to (not this image's, or a referrer's own)
+	// has an empty list: the API must not answer 404, or clients fall
+	// back to the sha256-<hex> tag, which any tag here serves as the image.
 	refs, err := reg.referrersOf(a)
 	if err != nil {
 		return errorf(http.StatusInternalServerError, codeUnknown, "%s: %v", name.raw, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -140,6 +141,16 @@ func TestReferrersFilterAndScope(t *testing.T) {
 		}
 		if len(idx.Manifests) != want || h.Get("OCI-Filters-Applied") != "artifactType" {
 			t.Errorf("%s: %d manifests, OCI-Filters-Applied %q; want %d, artifactType", query, len(idx.Manifests), h.Get("OCI-Filters-Applied"), want)
+		}
+	}
+
+	// A digest nothing refers to, the referrer's own included, has an
+	// empty list, never a 404.
+	for _, d := range []v1.Hash{desc.Digest, {Algorithm: "sha256", Hex: strings.Repeat("0", 64)}} {
+		status, _, body := reg.get(t, "GET", "/v2/"+repo+"/referrers/"+d.String(), nil)
+		var idx v1.IndexManifest
+		if err := json.Unmarshal(body, &idx); err != nil || status != 200 || len(idx.Manifests) != 0 {
+			t.Errorf("referrers of %s: %d %s; want 200 and an empty index", d, status, body)
 		}
 	}
 
