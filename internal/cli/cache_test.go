@@ -74,6 +74,9 @@ func TestCacheAndCSIUsage(t *testing.T) {
 		{"cache", "keygen", "has space"},
 		{"cache", "--dir", "/tmp", "--compression", "xz"},
 		{"cache", "--store", "--priority", "0"},
+		{"push", "--docker", "--compression", "zstd", "/nix/store/00000000000000000000000000000000-x", "localhost:1/x"},
+		{"registry", "--system", "sparc-linux", "--listen", "127.0.0.1:0"},
+		{"registry", "--package-set", "/nonexistent/pkgs.nix", "--listen", "127.0.0.1:0"},
 		{"csi", "--node-id", "n"},
 		{"csi", "--node-id", "n", "--substituter", "http://x"},
 		{"csi", "fetch", "--substituter", "http://x", "--trusted-public-key", "k:AAAA", "not-a-path"},
@@ -81,5 +84,18 @@ func TestCacheAndCSIUsage(t *testing.T) {
 		if code, _, stderr := run(t, args...); code != ExitUsage {
 			t.Errorf("kix %v: exit %d, want %d (%s)", args, code, ExitUsage, stderr)
 		}
+	}
+}
+
+// A push destination must name a repository: "host:port" alone would be
+// read as Docker Hub's repository "host" with tag "port".
+func TestPushReferenceNeedsARepository(t *testing.T) {
+	path := "/nix/store/00000000000000000000000000000000-hello"
+	if _, err := pushReference("localhost:5000", path, true); err == nil || !strings.Contains(err.Error(), "names no repository") {
+		t.Errorf("host:port alone: %v", err)
+	}
+	ref, err := pushReference("localhost:5000/hello", path, true)
+	if err != nil || ref.String() != "localhost:5000/hello:00000000000000000000000000000000" {
+		t.Errorf("host:port/repo: %v, %v", ref, err)
 	}
 }

@@ -69,6 +69,9 @@ func pushRun(ctx context.Context, opts *PushOptions, source, dest string) error 
 	if err != nil {
 		return err
 	}
+	if opts.Docker && opts.Compression == string(image.Zstd) {
+		return usageErrorf("--docker with --compression zstd: Docker schema 2 manifests have no zstd layers (push OCI, or use gzip)")
+	}
 	storePath, err := resolveStorePath(source)
 	if err != nil {
 		return err
@@ -77,6 +80,7 @@ func pushRun(ctx context.Context, opts *PushOptions, source, dest string) error 
 	if err != nil {
 		return usageError{err}
 	}
+
 	store, err := opts.store()
 	if err != nil {
 		return err
@@ -109,6 +113,9 @@ func pushReference(dest, storePath string, insecure bool) (name.Reference, error
 	var nopts []name.Option
 	if insecure {
 		nopts = append(nopts, name.Insecure)
+	}
+	if !strings.Contains(dest, "/") {
+		return nil, fmt.Errorf("destination %s names no repository: give REGISTRY/REPOSITORY[:TAG]", dest)
 	}
 	last := dest[strings.LastIndex(dest, "/")+1:]
 	if !strings.ContainsAny(last, ":@") {

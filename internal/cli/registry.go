@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,7 +93,11 @@ func registryRun(ctx context.Context, opts *RegistryOptions) error {
 		},
 	}
 	if opts.PackageSet != "" {
-		ropts.Packages = &nix.PackageSet{Ref: opts.PackageSet}
+		set := &nix.PackageSet{Ref: opts.PackageSet}
+		if _, err := os.Stat(opts.PackageSet); err != nil && !set.IsFlake() {
+			return usageErrorf("--package-set: %v", err)
+		}
+		ropts.Packages = set
 	}
 	if auth, err := opts.auth(); err != nil {
 		return err

@@ -89,6 +89,11 @@ func (o *storeOptions) builder(store nix.Store) (*image.Builder, error) {
 	if o.Layers < 1 {
 		return nil, usageErrorf("--layers must be at least 1, got %d", o.Layers)
 	}
+	if o.System != "" {
+		if err := image.CheckSystem(o.System); err != nil {
+			return nil, usageErrorf("--system: %v", err)
+		}
+	}
 	cache, err := image.OpenBlobCache(o.CacheDir, size)
 	if err != nil {
 		return nil, fmt.Errorf("opening layer cache %s: %w", o.CacheDir, err)

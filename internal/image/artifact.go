@@ -212,6 +212,12 @@ func (c *BlobCache) PutManifest(mt types.MediaType, v any) (Manifest, error) {
 	return Manifest{MediaType: mt, Raw: raw, Digest: d}, nil
 }
 
+// CheckSystem reports whether kix can make images for a Nix system.
+func CheckSystem(system string) error {
+	_, err := platformOf(system)
+	return err
+}
+
 // platformOf maps a Nix system ("x86_64-linux") to an OCI platform.
 func platformOf(system string) (v1.Platform, error) {
 	arch, os, ok := strings.Cut(system, "-")

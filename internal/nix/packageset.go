@@ -38,7 +38,7 @@ func (p *PackageSet) Build(ctx context.Context, attrs []string) ([]string, error
 		}
 	}
 	args := []string{"--extra-experimental-features", "nix-command flakes", "build", "--no-link", "--json"}
-	if p.isFlake() {
+	if p.IsFlake() {
 		base := strings.TrimSuffix(p.Ref, "#")
 		for _, a := range attrs {
 			args = append(args, base+"#"+a)
@@ -108,7 +108,7 @@ func defaultOutput(outputs map[string]string) string {
 
 // outPaths evaluates the attributes' output paths, in order.
 func (p *PackageSet) outPaths(ctx context.Context, nixCmd string, attrs []string) ([]string, error) {
-	if p.isFlake() {
+	if p.IsFlake() {
 		out := make([]string, len(attrs))
 		for i, a := range attrs {
 			o, err := p.eval(ctx, nixCmd, strings.TrimSuffix(p.Ref, "#")+"#"+a+".outPath")
@@ -150,7 +150,8 @@ func (p *PackageSet) eval(ctx context.Context, nixCmd string, args ...string) ([
 	return out, nil
 }
 
-func (p *PackageSet) isFlake() bool {
+// IsFlake reports whether Ref is a flake reference rather than a file.
+func (p *PackageSet) IsFlake() bool {
 	return strings.Contains(p.Ref, "#") || flakeScheme.MatchString(p.Ref)
 }
 
