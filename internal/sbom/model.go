@@ -126,6 +126,11 @@ func componentOf(path, deriver string, info *nix.PathInfo) (*Component, error) {
 		drvName = storeName
 	}
 	c.Name, c.Version = ParseDrvName(drvName)
+	if deriver == "" && isSourceFile(storeName) {
+		// A file added to the store (a patch, a tarball) is named, not
+		// versioned: CVE-2099-0001.patch is not CVE at 2099-0001.patch.
+		c.Name, c.Version = storeName, ""
+	}
 	if info != nil {
 		hex, err := hexHash(info.NarHash)
 		if err != nil {
@@ -134,6 +139,17 @@ func componentOf(path, deriver string, info *nix.PathInfo) (*Component, error) {
 		c.NarHash, c.NarSize = hex, info.NarSize
 	}
 	return c, nil
+}
+
+// sourceSuffixes are the file name endings of sources a build reads from
+// the store as they are.
+var sourceSuffixes = []string{
+	".patch", ".diff", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst", ".zip",
+	".sh", ".nix", ".json", ".yaml", ".toml", ".txt", ".c", ".h", ".py",
+}
+
+func isSourceFile(name string) bool {
+	return slices.ContainsFunc(sourceSuffixes, func(s string) bool { return strings.HasSuffix(name, s) })
 }
 
 func hexHash(h string) (string, error) {

@@ -46,6 +46,10 @@ func TestComponentOf(t *testing.T) {
 			"pkg:nix/busybox-static-bootstrap?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
 		{h + "c++-lib-1.0", d + "other-name.drv", "c++-lib", "1.0", "",
 			"pkg:nix/c%2B%2B-lib@1.0?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "CVE-2099-0001.patch", "", "CVE-2099-0001.patch", "", "",
+			"pkg:nix/CVE-2099-0001.patch?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
+		{h + "foo-1.2.tar.gz", "", "foo-1.2.tar.gz", "", "",
+			"pkg:nix/foo-1.2.tar.gz?outputhash=0nkx8yr12ba3dqkqpk6zx6qd2bnl1b07"},
 	} {
 		c, err := componentOf(tc.path, tc.deriver, nil)
 		if err != nil {
