@@ -207,7 +207,7 @@ func inventoryName(inst *v1alpha1.Installation) string {
 func tenantBlockName(inst *v1alpha1.Installation, block string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s/%s\n%s", inst.Namespace, inst.Name, inst.Spec.Values.Raw)
-	return block + "-" + hex.EncodeToString(h.Sum(nil))[:10]
+	return shorten(block+"-"+hex.EncodeToString(h.Sum(nil))[:10], validation.DNS1123SubdomainMaxLength)
 }
 
 func (r *InstallationReconciler) applied(ctx context.Context, inst *v1alpha1.Installation, block *v1alpha1.BuildingBlock, inv deploy.Inventory, cs *deploy.ChangeSet) error {

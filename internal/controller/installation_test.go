@@ -539,6 +539,12 @@ func TestInstallationNamesFit(t *testing.T) {
 	if labelValue(long) == labelValue(long[:252]+"b") {
 		t.Errorf("two long names share %q", labelValue(long))
 	}
+	// A tenant's block of a published block whose name is already as long
+	// as a name may be.
+	inst := newInstallation("ns", "web", "", "", `{"a":1}`)
+	if own := tenantBlockName(inst, long); validation.IsDNS1123Subdomain(own) != nil || own == tenantBlockName(newInstallation("ns", "other", "", "", `{"a":1}`), long) {
+		t.Errorf("tenantBlockName of a 253-character block = %q", own)
+	}
 }
 
 // An uninstall's prune that kept members: those that ask to stay let the
