@@ -90,7 +90,7 @@ func (o *targetOptions) fromFile(ctx context.Context) (*sbom.Document, []*nix.Pa
 		if err := nix.Realise(ctx, "", pkgs.Root.DrvPath); err != nil {
 			return nil, nil, err
 		}
-		d, err = runtimeDoc(ctx, nix.NewLocalStore(), defaultOutput(pkgs.Root.Outputs))
+		d, err = runtimeDoc(ctx, nix.NewLocalStore(), rootOutput(pkgs.Root))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -98,19 +98,14 @@ func (o *targetOptions) fromFile(ctx context.Context) (*sbom.Document, []*nix.Pa
 	return d, pkgs.All, nil
 }
 
-// defaultOutput is what nix-build links ./result to: "out", or the first
-// output.
-func defaultOutput(outputs map[string]string) string {
-	if out, ok := outputs["out"]; ok {
+// rootOutput is what nix-build links ./result to: the output the value
+// stands for (pkg.dev's "dev"; a package's first output, "bin" before
+// "out" in nixpkgs' curl), else "out".
+func rootOutput(p *nix.Package) string {
+	if out, ok := p.Outputs[p.OutputName]; ok {
 		return out
 	}
-	first := ""
-	for name := range outputs {
-		if first == "" || name < first {
-			first = name
-		}
-	}
-	return outputs[first]
+	return p.Outputs["out"]
 }
 
 func (o *targetOptions) fromTarget(ctx context.Context, arg string) (*sbom.Document, error) {

@@ -417,3 +417,16 @@ func TestLicensesCommand(t *testing.T) {
 		t.Errorf("deny unfree: exit %d\n%s", code, stderr)
 	}
 }
+
+// -A names the output the value stands for, as nix-build links it:
+// libgreet.dev is the dev output's closure, not out's.
+func TestSBOMOfAnOutput(t *testing.T) {
+	dev := supplyChainFixture(t, "libgreet.dev")
+	code, doc, stderr := run(t, "sbom", "-f", sbomNixFile(), "-A", "libgreet.dev")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if diff := cmp.Diff(fixture.Closure(t, dev), cdxPaths(t, doc)); diff != "" {
+		t.Errorf("components of libgreet.dev (-nix-store -qR +got):\n%s", diff)
+	}
+}

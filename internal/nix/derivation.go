@@ -108,6 +108,7 @@ type Package struct {
 	Version     string            `json:"version,omitempty"`
 	DrvPath     string            `json:"drvPath"`
 	Outputs     map[string]string `json:"outputs"`  // output name -> store path
+	OutputName  string            `json:"outputName"` // the output the value stands for (pkg.dev: "dev"), as nix-build links it
 	Licenses    []string          `json:"licenses"` // SPDX ids; LicenseRef-nixpkgs-<shortName> for others
 	Homepage    string            `json:"homepage"` // the first, if meta.homepage is a list
 	Description string            `json:"description"`
@@ -218,6 +219,7 @@ let
       version = str (v.version or "");
       drvPath = v.drvPath;
       outputs = builtins.listToAttrs (map (o: { name = o; value = v.${o}.outPath; }) (v.outputs or [ "out" ]));
+      outputName = v.outputName or (builtins.head (v.outputs or [ "out" ]));
       licenses = licenseIds (m.license or [ ]);
       homepage = str (m.homepage or "");
       description = str (m.description or "");
