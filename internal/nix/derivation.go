@@ -107,10 +107,10 @@ type Package struct {
 	Pname       string            `json:"pname,omitempty"`
 	Version     string            `json:"version,omitempty"`
 	DrvPath     string            `json:"drvPath"`
-	Outputs     map[string]string `json:"outputs"`  // output name -> store path
+	Outputs     map[string]string `json:"outputs"`    // output name -> store path
 	OutputName  string            `json:"outputName"` // the output the value stands for (pkg.dev: "dev"), as nix-build links it
-	Licenses    []string          `json:"licenses"` // SPDX ids; LicenseRef-nixpkgs-<shortName> for others
-	Homepage    string            `json:"homepage"` // the first, if meta.homepage is a list
+	Licenses    []string          `json:"licenses"`   // SPDX ids; LicenseRef-nixpkgs-<shortName> for others
+	Homepage    string            `json:"homepage"`   // the first, if meta.homepage is a list
 	Description string            `json:"description"`
 	CPE         string            `json:"cpe"` // meta.identifiers.cpe, or meta.cpe
 }

@@ -98,6 +98,7 @@ func TestEvalPackages(t *testing.T) {
 		Version:     "2.12.1",
 		DrvPath:     nixStoreQuery(t, "--deriver", patched),
 		Outputs:     map[string]string{"out": patched},
+		OutputName:  "out",
 		Licenses:    []string{"GPL-3.0-or-later"},
 		Homepage:    "https://www.gnu.org/software/hello/",
 		Description: "A program that produces a familiar, friendly greeting",
