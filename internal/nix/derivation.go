@@ -123,11 +123,13 @@ type Packages struct {
 
 // EvalPackages evaluates a Nix file (called with no arguments if it is a
 // function, as nix-build does) and returns the derivation at attr ("" for
-// the file's value itself) and every derivation among the file's top-level
+// the file's value itself), every derivation among the file's top-level
 // attributes, and inside attribute sets marked recurseForDerivations, as
-// `nix-env -qa --meta` lists a package set. Attributes that fail to
-// evaluate, and values that are not derivations, are skipped; the root
-// must be a derivation.
+// `nix-env -qa --meta` lists a package set, and every derivation the root
+// depends on through its inputs (buildInputs and the like, its stdenv and
+// compiler), so the closure's dependencies have their meta too.
+// Attributes that fail to evaluate, and values that are not derivations,
+// are skipped; the root must be a derivation.
 func EvalPackages(ctx context.Context, nixCmd, file, attr string) (*Packages, error) {
 	if nixCmd == "" {
 		nixCmd = "nix"
@@ -243,8 +245,27 @@ let
     else if builtins.isAttrs v && v ? ${builtins.head path} then select v.${builtins.head path} (builtins.tail path)
     else throw "kix: no attribute";
   root = select top attrPath;
+  # The root's dependencies, as its derivation attributes name them: meta
+  # for what the closure holds but the file's attributes do not.
+  depAttrs = [
+    "buildInputs" "nativeBuildInputs" "propagatedBuildInputs" "propagatedNativeBuildInputs"
+    "depsBuildBuild" "depsBuildTarget" "depsHostHost" "depsTargetTarget"
+    "depsBuildBuildPropagated" "depsBuildTargetPropagated" "depsHostHostPropagated" "depsTargetTargetPropagated"
+    "stdenv" "cc" "libc" "bintools"
+  ];
+  asList = v: if builtins.isList v then v else [ v ];
+  drvsOf = v: builtins.concatMap (a:
+    let r = builtins.tryEval (if builtins.isAttrs v && v ? ${a} then asList v.${a} else [ ]); in
+    if !r.success then [ ] else builtins.concatMap (d:
+      let k = builtins.tryEval (if isDrv d then [ { key = d.drvPath; v = d; } ] else [ ]); in
+      if k.success then k.value else [ ]) r.value) depAttrs;
+  deps = if !(isDrv root) then [ ] else builtins.genericClosure {
+    startSet = [ { key = root.drvPath; v = root; } ];
+    operator = item: drvsOf item.v;
+  };
 in {
   root = if isDrv root then info "" root else throw "kix: not a derivation";
-  packages = if builtins.isAttrs top && !(isDrv top) then collect "" top else [ ];
+  packages = (if builtins.isAttrs top && !(isDrv top) then collect "" top else [ ])
+    ++ builtins.concatMap (item: tryInfo "" item.v) deps;
 }
 `

@@ -155,3 +155,34 @@ func TestEvalPackagesErrors(t *testing.T) {
 		t.Errorf("missing file: got %v", err)
 	}
 }
+
+// A package's dependencies have their meta though the file's attributes do
+// not name them: the root's inputs are followed.
+func TestEvalPackagesFollowsInputs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "wrapped.nix")
+	expr := `let s = import ` + sbomNix() + ` { }; in {
+  wrapped = derivation {
+    name = "wrapped-1.0";
+    system = builtins.currentSystem;
+    builder = "${s.busybox}/bin/sh";
+    args = [ "-c" "echo ${s.agpl-tool} > $out" ];
+    buildInputs = [ s.agpl-tool ];
+  };
+}`
+	if err := os.WriteFile(file, []byte(expr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := EvalPackages(context.Background(), "", file, "wrapped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs.All {
+		if p.Pname == "agpl-tool" {
+			if !slices.Contains(p.Licenses, "AGPL-3.0-only") {
+				t.Errorf("agpl-tool's licences: %v", p.Licenses)
+			}
+			return
+		}
+	}
+	t.Errorf("the packages of wrapped lack its input agpl-tool: %v", pkgs.All)
+}
