@@ -204,7 +204,9 @@ var (
 // else into a LicenseRef- id (SPDX ids hold letters, digits, '.', '-' and
 // a trailing '+'): "Foo License" becomes "LicenseRef-Foo-License".
 func NormalizeLicense(l string) string {
-	if licenseID.MatchString(l) {
+	if licenseID.MatchString(l) && !(strings.HasPrefix(l, "LicenseRef-") && strings.Contains(l, "+")) {
+		// (A LicenseRef's idstring has no '+': LicenseRef-nixpkgs-foo+bar
+		// is made good below.)
 		return l
 	}
 	ref := strings.Trim(notIDChar.ReplaceAllString(strings.TrimPrefix(l, "LicenseRef-"), "-"), "-")

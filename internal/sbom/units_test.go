@@ -64,12 +64,13 @@ func TestComponentOf(t *testing.T) {
 
 func TestNormalizeLicense(t *testing.T) {
 	for in, want := range map[string]string{
-		"MIT":                       "MIT",
-		"GPL-2.0+":                  "GPL-2.0+",
-		"LicenseRef-nixpkgs-unfree": "LicenseRef-nixpkgs-unfree",
-		"Some Custom License":       "LicenseRef-Some-Custom-License",
-		"LicenseRef-a b":            "LicenseRef-a-b",
-		"!!!":                       "LicenseRef-unknown",
+		"MIT":                        "MIT",
+		"GPL-2.0+":                   "GPL-2.0+",
+		"LicenseRef-nixpkgs-unfree":  "LicenseRef-nixpkgs-unfree",
+		"Some Custom License":        "LicenseRef-Some-Custom-License",
+		"LicenseRef-a b":             "LicenseRef-a-b",
+		"LicenseRef-nixpkgs-foo+bar": "LicenseRef-nixpkgs-foo-bar",
+		"!!!":                        "LicenseRef-unknown",
 	} {
 		if got := NormalizeLicense(in); got != want {
 			t.Errorf("NormalizeLicense(%q) = %q, want %q", in, got, want)
