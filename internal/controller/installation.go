@@ -349,7 +349,7 @@ func (r *InstallationReconciler) keptAtUninstall(inst *v1alpha1.Installation, cs
 	for _, c := range cs.Changes {
 		switch {
 		case c.Action != deploy.Kept:
-		case c.Message == deploy.PruneAnnotation+": disabled":
+		case c.Message == deploy.KeptAsAsked:
 			asked = append(asked, c.Object.String())
 		default:
 			blocking = append(blocking, &deploy.ObjectError{ID: c.Object, Err: errors.New(c.Message)})

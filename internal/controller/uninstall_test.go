@@ -213,7 +213,7 @@ func TestKeptAtUninstall(t *testing.T) {
 	rec := events.NewFakeRecorder(10)
 	r := &InstallationReconciler{Recorder: rec}
 	inst := newInstallation("shop", "web", "hello-web", "1.0", "")
-	asked := deploy.Change{Object: deploy.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "keep"}, Action: deploy.Kept, Message: deploy.PruneAnnotation + ": disabled"}
+	asked := deploy.Change{Object: deploy.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "keep"}, Action: deploy.Kept, Message: deploy.KeptAsAsked}
 	pruned := deploy.Change{Object: deploy.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "gone"}, Action: deploy.Pruned}
 	beside := deploy.Change{Object: deploy.ObjectID{Kind: "Namespace", Name: "extra"}, Action: deploy.Kept, Message: "holds objects kix does not own, such as ConfigMap/extra/x"}
 

@@ -225,8 +225,10 @@ func normalizedYAML(obj *unstructured.Unstructured) (string, error) {
 	}
 	o := obj.DeepCopy()
 	delete(o.Object, "status")
-	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
-		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	for f := range serverMetadata {
+		if f != "name" && f != "namespace" {
+			unstructured.RemoveNestedField(o.Object, "metadata", f)
+		}
 	}
 	unstructured.RemoveNestedField(o.Object, "metadata", "annotations", ChecksumAnnotation)
 	if ann, _, _ := unstructured.NestedMap(o.Object, "metadata", "annotations"); len(ann) == 0 {

@@ -52,35 +52,47 @@ func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inv
 		}
 	}
 	var mu sync.Mutex
-	var reason string
+	var found, unlisted string
 	errs := forEach(ctx, m.workers, resources, func(ctx context.Context, r resource) error {
-		found, err := m.foreignResource(ctx, r.gvr, r.kind, namespace, inv, parentGoes)
-		var why string
-		switch {
-		case apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err):
-		case err != nil:
-			why = "may hold objects kix does not own: listing " + r.gvr.GroupResource().String() + ": " + err.Error()
-		case found != "":
-			why = "holds objects kix does not own, such as " + found
-		}
+		f, err := m.foreignResource(ctx, r.gvr, r.kind, namespace, inv, parentGoes)
 		mu.Lock()
 		defer mu.Unlock()
-		if reason == "" || (why != "" && strings.HasPrefix(reason, "may")) {
-			reason = why
+		switch {
+		case err != nil && unlisted == "":
+			unlisted = "listing " + r.gvr.GroupResource().String() + ": " + err.Error()
+		case f != "" && found == "":
+			found = f
 		}
 		return nil
 	})
-	return reason, errors.Join(errs...)
+	return foreignReason("holds", found, unlisted), errors.Join(errs...)
+}
+
+// foreignReason says why a Namespace ("holds") or a CRD ("defines") is
+// kept: an object kix does not own, found; or a resource it could not
+// list, so kix cannot tell. "" if neither.
+func foreignReason(verb, found, unlisted string) string {
+	switch {
+	case found != "":
+		return verb + " objects kix does not own, such as " + found
+	case unlisted != "":
+		return "may " + strings.TrimSuffix(verb, "s") + " objects kix does not own: " + unlisted
+	}
+	return ""
 }
 
 // foreignResource returns an object of one resource, in namespace (all
 // namespaces if ""), that is not the inventory's and has no owner
 // ("Kind/ns/name"), or "" if there is none; the namespace defaults and, if
-// parentGoes, the inventory's parent do not count.
+// parentGoes, the inventory's parent do not count. A resource that is gone
+// or cannot be listed at all holds nothing.
 func (m *Manager) foreignResource(ctx context.Context, gvr schema.GroupVersionResource, kind, namespace string, inv Inventory, parentGoes bool) (string, error) {
 	opts := metav1.ListOptions{LabelSelector: PartOfLabel + "!=" + inv.ID(), Limit: 100}
 	for {
 		l, err := m.quiet.Resource(gvr).Namespace(namespace).List(ctx, opts)
+		if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
+			return "", nil
+		}
 		if err != nil {
 			return "", err
 		}

@@ -43,6 +43,10 @@ const (
 	PruneAnnotation = "kix.dev/prune"
 )
 
+// KeptAsAsked is the message of a member a prune kept because it is
+// annotated kix.dev/prune: disabled; other kept members say what keeps them.
+const KeptAsAsked = PruneAnnotation + ": disabled"
+
 // Inventory is a named set of objects that kix applies and prunes
 // together. It is recorded as an ApplySet whose parent is a ConfigMap of
 // that name: its ID labels every member, and the parent lists the
@@ -62,6 +66,9 @@ func (inv Inventory) ID() string {
 }
 
 func (inv Inventory) String() string { return "inventory " + inv.Namespace + "/" + inv.Name }
+
+// home is the Namespace the parent lives in, as a member would name it.
+func (inv Inventory) home() ObjectID { return ObjectID{Kind: "Namespace", Name: inv.Namespace} }
 
 // inventoryState is what the parent object records.
 type inventoryState struct {
@@ -153,4 +160,48 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// intentWriter records, before a stage is applied, that the inventory may
+// have members of the new set's group-kinds and namespaces as well as the
+// old ones. It writes once, as early as the parent's namespace exists.
+type intentWriter struct {
+	m      *Manager
+	inv    *Inventory
+	old    *inventoryState
+	plan   *plan
+	dryRun bool
+	done   bool
+}
+
+func (w *intentWriter) before(ctx context.Context, s Stage) error {
+	if w.inv == nil || w.done {
+		return nil
+	}
+	st := &inventoryState{
+		groupKinds: w.old.groupKinds.Union(sets.KeySet(w.plan.groupKinds())),
+		namespaces: w.old.namespaces.Union(sets.KeySet(w.plan.namespaces())),
+		checksum:   w.old.checksum,
+	}
+	st.namespaces.Insert(w.inv.Namespace)
+	if w.old.records(st) {
+		w.done = true
+		return nil
+	}
+	err := w.m.writeInventory(ctx, *w.inv, st, w.dryRun)
+	if apierrors.IsNotFound(err) {
+		switch {
+		case !w.plan.namespaceObjects()[w.inv.Namespace]:
+			return fmt.Errorf("%s: its namespace %q does not exist, and the set does not create it (--inventory-namespace names it)", w.inv, w.inv.Namespace)
+		case s <= StageNamespaces:
+			return nil // the parent's namespace comes with this set; try after it
+		case w.dryRun:
+			err = nil // a dry run did not create it
+		}
+	}
+	if err != nil {
+		return err
+	}
+	w.done = true
+	return nil
 }

@@ -153,8 +153,9 @@ func specOf(obj map[string]any) map[string]any {
 	return out
 }
 
-// serverMetadata are metadata fields the server keeps, never owned by an
-// applier, which a manifest exported with kubectl get -o yaml still holds.
+// serverMetadata are metadata fields the server keeps (and the object's
+// name), never owned by an applier, which a manifest exported with kubectl
+// get -o yaml still holds. A diff leaves the bookkeeping among them out.
 var serverMetadata = map[string]bool{
 	"name": true, "namespace": true, "uid": true, "resourceVersion": true, "generation": true,
 	"creationTimestamp": true, "deletionTimestamp": true, "deletionGracePeriodSeconds": true,

@@ -133,7 +133,7 @@ func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState,
 		var batch []*member
 		for _, mb := range gone {
 			switch {
-			case mb.id == ObjectID{Kind: "Namespace", Name: inv.Namespace}:
+			case mb.id == inv.home():
 				home = []*member{mb}
 			case mb.stage() == s:
 				batch = append(batch, mb)
@@ -173,7 +173,7 @@ func (m *Manager) judge(ctx context.Context, inv Inventory, p *plan, doomed []*m
 		for _, mb := range doomed {
 			switch {
 			case mb.stage() != s:
-			case mb.id == (ObjectID{Kind: "Namespace", Name: inv.Namespace}):
+			case mb.id == inv.home():
 				home = mb
 			default:
 				batch = append(batch, &verdict{mb: mb})
@@ -226,7 +226,7 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, sta
 		return "not a member of " + inv.String(), nil
 	}
 	if mb.obj.GetAnnotations()[PruneAnnotation] == "disabled" {
-		return PruneAnnotation + ": disabled", nil
+		return KeptAsAsked, nil
 	}
 	switch mb.id.GroupKind() {
 	case schema.GroupKind{Kind: "Namespace"}:
@@ -253,14 +253,12 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, sta
 				return "defines " + id.String() + ", which stays", nil
 			}
 		}
-		foreign, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return "may define objects kix does not own: listing " + crd.resource.GroupResource().String() + ": " + err.Error(), nil
-		case foreign != "":
-			return "defines objects kix does not own, such as " + foreign, nil
+		found, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false)
+		unlisted := ""
+		if err != nil {
+			unlisted = "listing " + crd.resource.GroupResource().String() + ": " + err.Error()
 		}
+		return foreignReason("defines", found, unlisted), nil
 	}
 	return "", nil
 }
