@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // ApplyOptions configure an apply.
@@ -253,60 +251,6 @@ func (m *Manager) applyStage(ctx context.Context, items []*item, live map[Object
 	return results, nil
 }
 
-// dryRunStage asks the server what applying the items would make of them,
-// and reports each: created, or configured or unchanged as the answer
-// differs from the live object or not. (A dry run keeps the
-// resourceVersion, which is how classify tells a real apply's changes.)
-func (m *Manager) dryRunStage(ctx context.Context, items []*item, live map[ObjectID]metav1.Object, setNamespaces map[string]bool, force bool, cs *ChangeSet) error {
-	out, errs := m.applyItems(ctx, items, force, true)
-	errs = excuseNewNamespaces(items, errs, setNamespaces)
-	if failed(errs) {
-		return reportFailures(items, errs, cs)
-	}
-	full, err := m.fullObjects(ctx, items, live)
-	if err != nil {
-		return err
-	}
-	for i, it := range items {
-		action := Created
-		if before, ok := full[it.id]; ok {
-			action = Unchanged
-			if !sameContent(before, out[i]) {
-				action = Configured
-			}
-		}
-		cs.add(Change{Object: it.id, Action: action, DryRun: true, stage: it.stage})
-	}
-	return nil
-}
-
-// sameContent reports whether two versions of an object are the same but
-// for their managed fields and resourceVersion.
-func sameContent(a, b *unstructured.Unstructured) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	strip := func(o *unstructured.Unstructured) map[string]any {
-		o = o.DeepCopy()
-		unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
-		unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
-		return o.Object
-	}
-	return reflect.DeepEqual(strip(a), strip(b))
-}
-
-// excuseNewNamespaces drops, from a dry run's errors, the NotFound of
-// objects whose namespace the set itself creates: the server cannot say
-// more of them until it exists.
-func excuseNewNamespaces(items []*item, errs []error, created map[string]bool) []error {
-	for i, err := range errs {
-		if err != nil && created[items[i].id.Namespace] && apierrors.IsNotFound(errors.Unwrap(err)) {
-			errs[i] = nil
-		}
-	}
-	return errs
-}
-
 // foreignMembers refuses, all at once, items that live as members of
 // another inventory, unless the apply adopts them.
 // Without an inventory, every member of one is refused: applying it
@@ -474,50 +418,6 @@ func createdByThisApply(o metav1.Object) bool {
 		}
 	}
 	return true
-}
-
-// intentWriter records, before a stage is applied, that the inventory may
-// have members of the new set's group-kinds and namespaces as well as the
-// old ones. It writes once, as early as the parent's namespace exists.
-type intentWriter struct {
-	m      *Manager
-	inv    *Inventory
-	old    *inventoryState
-	plan   *plan
-	dryRun bool
-	done   bool
-}
-
-func (w *intentWriter) before(ctx context.Context, s Stage) error {
-	if w.inv == nil || w.done {
-		return nil
-	}
-	st := &inventoryState{
-		groupKinds: w.old.groupKinds.Union(sets.KeySet(w.plan.groupKinds())),
-		namespaces: w.old.namespaces.Union(sets.KeySet(w.plan.namespaces())),
-		checksum:   w.old.checksum,
-	}
-	st.namespaces.Insert(w.inv.Namespace)
-	if w.old.records(st) {
-		w.done = true
-		return nil
-	}
-	err := w.m.writeInventory(ctx, *w.inv, st, w.dryRun)
-	if apierrors.IsNotFound(err) {
-		switch {
-		case !w.plan.namespaceObjects()[w.inv.Namespace]:
-			return fmt.Errorf("%s: its namespace %q does not exist, and the set does not create it (--inventory-namespace names it)", w.inv, w.inv.Namespace)
-		case s <= StageNamespaces:
-			return nil // the parent's namespace comes with this set; try after it
-		case w.dryRun:
-			err = nil // a dry run did not create it
-		}
-	}
-	if err != nil {
-		return err
-	}
-	w.done = true
-	return nil
 }
 
 // waitEstablished waits until the CRDs just applied are Established, so

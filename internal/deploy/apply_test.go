@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 const twoConfigMaps = `
@@ -179,86 +178,6 @@ func TestDuplicatesAndInventoryCollision(t *testing.T) {
 	}
 }
 
-// A hand edit is drift: kix sees it and applies again; the editor now owns
-// the field, so it takes --force-conflicts to take it back.
-func TestDriftIsDetectedAndConflictsNamed(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "drift", Namespace: ns}
-	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	patch := []byte(`{"data":{"k":"edited"}}`)
-	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Patch(context.Background(), "a", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	if err == nil || !strings.Contains(err.Error(), "kubectl-edit") || !strings.Contains(err.Error(), "--force-conflicts") {
-		t.Fatalf("apply over a hand edit: %v", err)
-	}
-	if cs.Count(Failed) != 1 {
-		t.Errorf("changes %v", actions(cs))
-	}
-	cs = apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Force: true})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a configured", "ConfigMap/"+ns+"/b unchanged")
-	a, _ := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
-	if v, _, _ := unstructured.NestedString(a.Object, "data", "k"); v != "1" {
-		t.Errorf("data.k = %q after a forced apply, want 1", v)
-	}
-}
-
-// Writes by other managers to fields kix does not set are not drift.
-func TestOtherManagersFieldsAreNotDrift(t *testing.T) {
-	m, counter := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "labels", Namespace: ns}
-	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	patch := []byte(`{"metadata":{"annotations":{"team":"shop"}}}`)
-	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Patch(context.Background(), "a", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "someone"}); err != nil {
-		t.Fatal(err)
-	}
-	before := counter.get("PATCH")
-	cs := apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged", "ConfigMap/"+ns+"/b unchanged")
-	if n := counter.get("PATCH") - before; n != 0 {
-		t.Errorf("%d PATCH requests, want none", n)
-	}
-}
-
-func TestDryRunChangesNothing(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "dry", Namespace: ns}
-	cs := apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv, DryRun: true, Prune: true})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a created", "ConfigMap/"+ns+"/b created")
-	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "dry") {
-		t.Error("a server dry run created objects")
-	}
-}
-
-// A server dry run reports what the API refuses, new objects and changes
-// alike, and fails as the apply would; objects in a Namespace the set
-// brings are not refused for it.
-func TestDryRunReportsRefusals(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	service := "apiVersion: v1\nkind: Service\nmetadata: {name: svc}\nspec:\n  ports: [{port: PORT}]\n"
-	apply(t, m, objects(t, ns, strings.Replace(service, "PORT", "80", 1)), ApplyOptions{DefaultNamespace: ns})
-
-	for what, set := range map[string]string{
-		"a new object":             twoConfigMaps + "\n---\n" + strings.ReplaceAll(strings.Replace(service, "PORT", "99999", 1), "svc", "bad"),
-		"an existing one's change": strings.Replace(service, "PORT", "99999", 1),
-	} {
-		cs, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, DryRun: true})
-		if err == nil || cs.Count(Failed) != 1 {
-			t.Errorf("dry run of %s the API refuses: error %v, changes %v", what, err, actions(cs))
-		}
-	}
-
-	brought := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "-new}\n---\n" +
-		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: " + ns + "-new}\n"
-	cs := apply(t, m, objects(t, ns, brought), ApplyOptions{DefaultNamespace: ns, DryRun: true})
-	wantActions(t, cs, "Namespace/"+ns+"-new created", "ConfigMap/"+ns+"-new/c created")
-}
-
 func TestWaitForReadiness(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
@@ -384,130 +303,6 @@ spec:
 	}
 }
 
-// A field removed by hand is drift: nobody owns it any more, so applying
-// again puts it back without a conflict.
-func TestRemovedFieldIsDrift(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "removed", Namespace: ns}
-	set := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {team: shop}}\ndata: {k: \"1\", z: \"2\"}\n"
-	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	patch := []byte(`[{"op":"remove","path":"/data/z"},{"op":"remove","path":"/metadata/labels/team"}]`)
-	if _, err := dyn(t).Resource(configMaps).Namespace(ns).Patch(context.Background(), "a", types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-patch"}); err != nil {
-		t.Fatal(err)
-	}
-	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a configured")
-	a, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if z, _, _ := unstructured.NestedString(a.Object, "data", "z"); z != "2" || a.GetLabels()["team"] != "shop" {
-		t.Errorf("data.z = %q, labels %v: the removed fields are not back", z, a.GetLabels())
-	}
-}
-
-// kubectl scale writes spec.replicas through the scale subresource: that
-// is drift too. A Deployment as a set writes it (defaulted list keys,
-// atomic fields) is otherwise not sent again.
-func TestScaleIsDrift(t *testing.T) {
-	m, counter := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "scaled", Namespace: ns}
-	set := `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, labels: {app: web}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: nix.internal/00000000000000000000000000000000-web
-        args: ["--port", "8080"]
-        ports: [{containerPort: 8080}]
-        env: [{name: GREETING, value: hi}]
-        resources: {limits: {memory: 64Mi}}
-`
-	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	before := counter.get("PATCH")
-	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	wantActions(t, cs, "Deployment/"+ns+"/web unchanged")
-	if n := counter.get("PATCH") - before; n != 0 {
-		t.Errorf("re-applying an unchanged Deployment made %d PATCH requests, want none", n)
-	}
-
-	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	scale := []byte(`{"spec":{"replicas":3}}`)
-	if _, err := dyn(t).Resource(deployments).Namespace(ns).Patch(context.Background(), "web", types.MergePatchType, scale, metav1.PatchOptions{FieldManager: "kubectl-scale"}, "scale"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv}); err == nil || !strings.Contains(err.Error(), "kubectl-scale") {
-		t.Fatalf("apply over kubectl scale: %v; want a conflict naming kubectl-scale", err)
-	}
-	cs = apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Force: true})
-	wantActions(t, cs, "Deployment/"+ns+"/web configured")
-	web, err := dyn(t).Resource(deployments).Namespace(ns).Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, _, _ := unstructured.NestedInt64(web.Object, "spec", "replicas"); r != 2 {
-		t.Errorf("replicas = %d after a forced apply, want 2", r)
-	}
-}
-
-// A server dry run tells changed objects from unchanged ones, though it
-// does not move their resourceVersion.
-func TestDryRunTellsWhatWouldChange(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "dry-change", Namespace: ns}
-	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	changed := strings.Replace(twoConfigMaps, `{k: "1"}`, `{k: "2"}`, 1)
-	cs := apply(t, m, objects(t, ns, changed), ApplyOptions{DefaultNamespace: ns, Inventory: inv, DryRun: true, Force: true})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a configured", "ConfigMap/"+ns+"/b unchanged")
-	a, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "a", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, _, _ := unstructured.NestedString(a.Object, "data", "k"); k != "1" {
-		t.Errorf("a dry run changed data.k to %q", k)
-	}
-}
-
-// A server dry run of a set with a CRD and custom resources of it reports
-// the resources as created, unchecked: the CRD is not there to check them
-// against.
-func TestDryRunOfACRDAndItsResources(t *testing.T) {
-	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	group := ns + ".example.org"
-	set := strings.ReplaceAll(`apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gizmos.GROUP}
-spec:
-  group: GROUP
-  scope: Namespaced
-  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-apiVersion: GROUP/v1
-kind: Gizmo
-metadata: {name: g}
-`, "GROUP", group)
-	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "gizmos", Namespace: ns}, DryRun: true})
-	wantActions(t, cs, "CustomResourceDefinition/gizmos."+group+" created", "Gizmo/"+ns+"/g created")
-	if msg := cs.Changes[1].Message; !strings.Contains(msg, "not checked") {
-		t.Errorf("the custom resource's message %q does not say it was not checked", msg)
-	}
-	if exists(t, crdGVR, "", "gizmos."+group) {
-		t.Error("a dry run created the CRD")
-	}
-}
-
 // With -n (EnforceNamespace), an object naming another namespace is
 // refused before anything is applied, as kubectl refuses it.
 func TestEnforcedNamespaceRefusesOthers(t *testing.T) {
@@ -556,22 +351,5 @@ func TestKindCaseIsChecked(t *testing.T) {
 	}
 	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "cased") {
 		t.Error("a set with a misspelt kind was applied in part")
-	}
-}
-
-// A manifest exported from a cluster carries the server's bookkeeping
-// (generation, uid, a creationTimestamp), which nobody owns: re-applying it
-// unchanged sends nothing.
-func TestExportedManifestIsUpToDate(t *testing.T) {
-	m, counter := newManager(t)
-	ns := kube.Get(t).Namespace(t)
-	inv := &Inventory{Name: "exported", Namespace: ns}
-	set := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, generation: 1, creationTimestamp: \"2020-01-01T00:00:00Z\"}\ndata: {k: \"1\"}\n"
-	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	before := counter.get("PATCH")
-	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
-	wantActions(t, cs, "ConfigMap/"+ns+"/a unchanged")
-	if n := counter.get("PATCH") - before; n != 0 {
-		t.Errorf("re-applying an exported manifest made %d PATCH requests, want none", n)
 	}
 }

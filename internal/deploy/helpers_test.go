@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -131,4 +132,23 @@ func apply(t *testing.T, m *Manager, objs []*unstructured.Unstructured, opts App
 		t.Fatalf("apply: %v", err)
 	}
 	return cs
+}
+
+// schemalessCRD is a set's document: a namespaced CRD of kind in group,
+// with any fields, removed from the cluster after the test.
+func schemalessCRD(t *testing.T, group, plural, kind string) string {
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(crdGVR).Delete(context.Background(), plural+"."+group, metav1.DeleteOptions{})
+	})
+	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: %[2]s.%[1]s}
+spec:
+  group: %[1]s
+  scope: Namespaced
+  names: {plural: %[2]s, singular: %[3]s, kind: %[4]s}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+`, group, plural, strings.ToLower(kind), kind)
 }

@@ -418,21 +418,8 @@ func TestPruneKeepsACRDWhatStaysNeeds(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
 	group := ns + ".example.org"
-	crd := strings.ReplaceAll(`apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gadgets.GROUP}
-spec:
-  group: GROUP
-  scope: Namespaced
-  names: {plural: gadgets, singular: gadget, kind: Gadget}
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-`, "GROUP", group)
+	crd := schemalessCRD(t, group, "gadgets", "Gadget")
 	gadget := "apiVersion: " + group + "/v1\nkind: Gadget\nmetadata: {name: g}\n"
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(crdGVR).Delete(context.Background(), "gadgets."+group, metav1.DeleteOptions{})
-	})
 	inv := &Inventory{Name: "gadgets", Namespace: ns}
 	apply(t, m, objects(t, ns, crd+gadget), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
 
