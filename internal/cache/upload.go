@@ -56,11 +56,11 @@ func checkCacheInfoUpload(r *http.Request) error {
 	return nil
 }
 
-// narFileName is how Nix names NAR files: nar/<file hash>.nar[.<compression>].
 // verifiableNAR are the NAR file extensions Nix writes for the compressions
 // kix can undo to check a narinfo's NarHash.
 var verifiableNAR = map[string]bool{"": true, ".xz": true, ".zst": true, ".bz2": true, ".gz": true}
 
+// narFileName is how Nix names NAR files: nar/<file hash>.nar[.<compression>].
 var narFileName = regexp.MustCompile(`^([0-9a-df-np-sv-z]{52})\.nar(\.[a-z0-9]{1,5})?$`)
 
 // putNAR writes an uploaded NAR file under a temporary name and renames it

@@ -88,15 +88,7 @@ func (s *LocalStore) PathFromHash(ctx context.Context, hash string) (string, err
 
 // queryApart queries derivations and other paths in two calls and puts
 // the answers together: in the order asked, or as one sorted closure.
-func (s *LocalStore) queryApart(ctx context.Context, paths []string, recursive bool) ([]*PathInfo, error) {
-	var drvs, others []string
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".drv") {
-			drvs = append(drvs, p)
-		} else {
-			others = append(others, p)
-		}
-	}
+func (s *LocalStore) queryApart(ctx context.Context, paths, drvs, others []string, recursive bool) ([]*PathInfo, error) {
 	byPath := map[string]*PathInfo{}
 	for _, group := range [][]string{drvs, others} {
 		infos, err := s.query(ctx, group, recursive)
@@ -138,14 +130,16 @@ func (s *LocalStore) query(ctx context.Context, paths []string, recursive bool) 
 			return nil, err
 		}
 	}
-	var drvs []string
+	var drvs, others []string
 	for _, p := range paths {
 		if strings.HasSuffix(p, ".drv") {
 			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
 		}
 	}
-	if len(drvs) > 0 && len(drvs) < len(paths) {
-		return s.queryApart(ctx, paths, recursive)
+	if len(drvs) > 0 && len(others) > 0 {
+		return s.queryApart(ctx, paths, drvs, others, recursive)
 	}
 	args := []string{"--extra-experimental-features", "nix-command", "path-info", "--json"}
 	if len(drvs) > 0 {

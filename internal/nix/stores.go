@@ -31,7 +31,7 @@ func (s Stores) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
 // and can serve its NAR.
 func (s Stores) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
 	var nar io.ReadCloser
-	err := s.fromEach(ctx, path, func(st Store) (bool, error) {
+	err := s.fromEach(ctx, path, func(st Store, _ *PathInfo) (bool, error) {
 		var err error
 		nar, err = st.NAR(ctx, path)
 		return false, err
@@ -52,7 +52,7 @@ func (s Stores) Files(ctx context.Context, path string) (FileReader, error) {
 // path and can serve its NAR. Once read has been called, its outcome
 // stands: what it did with a part of the NAR cannot be undone here.
 func (s Stores) ReadNAR(ctx context.Context, path string, read func(nar io.Reader) error) error {
-	return s.fromEach(ctx, path, func(st Store) (bool, error) {
+	return s.fromEach(ctx, path, func(st Store, _ *PathInfo) (bool, error) {
 		called := false
 		err := ReadNAR(ctx, st, path, func(r io.Reader) error {
 			called = true
@@ -66,13 +66,13 @@ func (s Stores) ReadNAR(ctx context.Context, path string, read func(nar io.Reade
 // succeeds or use says its failure is final. A store whose narinfo answered
 // but whose NAR cannot be had (it went down since, or lost the file) is
 // passed over like one that failed to answer.
-func (s Stores) fromEach(ctx context.Context, path string, use func(Store) (final bool, err error)) error {
+func (s Stores) fromEach(ctx context.Context, path string, use func(Store, *PathInfo) (final bool, err error)) error {
 	var failures []error
 	for _, st := range s {
-		_, err := st.PathInfo(ctx, path)
+		info, err := st.PathInfo(ctx, path)
 		has, final := err == nil, false
 		if has {
-			final, err = use(st)
+			final, err = use(st, info)
 		}
 		if err == nil || final || ctx.Err() != nil {
 			return err
@@ -104,17 +104,13 @@ func (s Stores) PathFromHash(ctx context.Context, hash string) (string, error) {
 }
 
 func (s Stores) find(ctx context.Context, path string) (Store, *PathInfo, error) {
-	var failures []error
-	for _, st := range s {
-		info, err := st.PathInfo(ctx, path)
-		if err == nil || ctx.Err() != nil {
-			return st, info, err
-		}
-		if !errors.Is(err, ErrNotFound) {
-			failures = append(failures, err)
-		}
-	}
-	return nil, nil, s.none(path, failures)
+	var found Store
+	var info *PathInfo
+	err := s.fromEach(ctx, path, func(st Store, i *PathInfo) (bool, error) {
+		found, info = st, i
+		return false, nil
+	})
+	return found, info, err
 }
 
 // none is the error for a path no store gave: the failures of those that
