@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,16 +45,21 @@ type member struct {
 
 // members lists every live object labelled as a member of inv, in the
 // group-kinds and namespaces st names. Group-kinds the cluster no longer
-// has (a CRD deleted since) are skipped.
+// has (a CRD deleted since, with its objects) are skipped. A group-kind of
+// an API group that cannot be discovered now (an aggregated API that is
+// down) is an error: its members exist, unseen, and a prune that went on
+// without them would forget them.
 func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState) ([]*member, error) {
 	type task struct {
 		mapping   *meta.RESTMapping
 		namespace string
 	}
 	var tasks []task
+	var unknown []schema.GroupKind
 	for gk := range st.groupKinds {
 		mp, err := m.mapper.RESTMapping(gk)
 		if meta.IsNoMatchError(err) {
+			unknown = append(unknown, gk)
 			continue
 		}
 		if err != nil {
@@ -66,6 +72,9 @@ func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState
 		for ns := range st.namespaces {
 			tasks = append(tasks, task{mapping: mp, namespace: ns})
 		}
+	}
+	if err := m.undiscovered(inv, unknown); err != nil {
+		return nil, err
 	}
 	selector := labels.Set{PartOfLabel: inv.ID()}.String()
 	var mu sync.Mutex
@@ -83,6 +92,36 @@ func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState
 		return nil
 	})
 	return out, errors.Join(errs...)
+}
+
+// undiscovered returns an error naming the group-kinds of unknown whose
+// API group could not be discovered, if any.
+func (m *Manager) undiscovered(inv Inventory, unknown []schema.GroupKind) error {
+	if len(unknown) == 0 {
+		return nil
+	}
+	_, _, err := m.disco.ServerGroupsAndResources()
+	failed, err := discoveryFailures(err)
+	if err != nil {
+		return fmt.Errorf("%s: discovering the cluster's kinds: %w", inv, err)
+	}
+	var unseen []string
+	why := ""
+	for _, gk := range unknown {
+		for gv, err := range failed {
+			if gv.Group == gk.Group {
+				unseen = append(unseen, gk.String())
+				why = discoveryFailure(gv, err)
+				break
+			}
+		}
+	}
+	if len(unseen) == 0 {
+		return nil
+	}
+	slices.Sort(unseen)
+	return fmt.Errorf("%s: cannot look for its members of %s (%s: an aggregated API that is down?); nothing was pruned, and the inventory still records them: prune again once the cluster serves them",
+		inv, strings.Join(unseen, ", "), why)
 }
 
 // doomed lists the inventory's members that are not in the plan: what a
@@ -253,7 +292,7 @@ func (m *Manager) keepReason(ctx context.Context, inv Inventory, mb *member, sta
 				return "defines " + id.String() + ", which stays", nil
 			}
 		}
-		found, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false)
+		found, err := m.foreignResource(ctx, crd.resource, crd.groupKind.Kind, "", inv, false, m.ownedByMember(inv))
 		unlisted := ""
 		if err != nil {
 			unlisted = "listing " + crd.resource.GroupResource().String() + ": " + err.Error()

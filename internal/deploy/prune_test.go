@@ -462,3 +462,141 @@ func TestApplyWithoutInventoryRefusesMembers(t *testing.T) {
 		t.Errorf("the member lost its label: %v %v", a.GetLabels(), err)
 	}
 }
+
+// brokenAPIService registers an aggregated API whose service does not
+// exist, as a cluster has one whose server is down: its group-version
+// cannot be discovered. It is removed after the test.
+func brokenAPIService(t *testing.T, group string) {
+	t.Helper()
+	apiServices := schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+	svc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": "v1." + group},
+		"spec": map[string]any{
+			"group": group, "version": "v1", "groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
+			"service":               map[string]any{"namespace": "default", "name": "nowhere", "port": int64(443)},
+			"insecureSkipTLSVerify": true,
+		},
+	}}
+	if _, err := dyn(t).Resource(apiServices).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(apiServices).Delete(context.Background(), "v1."+group, metav1.DeleteOptions{})
+	})
+}
+
+// While an API group cannot be discovered, a prune neither forgets the
+// inventory's members of its kinds nor deletes a Namespace that may hold
+// objects of them.
+func TestPruneWhileAnAPIGroupIsDown(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	group := ns + ".example.org"
+	brokenAPIService(t, group)
+
+	t.Run("members of its kinds", func(t *testing.T) {
+		inv := &Inventory{Name: "widgets", Namespace: ns}
+		apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+		// An earlier apply, while the API was up, recorded Widgets.
+		parent, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), inv.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ann := parent.GetAnnotations()
+		ann[GroupKindsAnnotation] = "ConfigMap,Widget." + group
+		parent.SetAnnotations(ann)
+		if _, err := dyn(t).Resource(configMaps).Namespace(ns).Update(context.Background(), parent, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+
+		onlyA := objects(t, ns, strings.Split(twoConfigMaps, "---")[0])
+		_, err = m.Apply(context.Background(), onlyA, ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+		if err == nil || !strings.Contains(err.Error(), "Widget."+group) || !strings.Contains(err.Error(), "discovering "+group+"/v1") {
+			t.Fatalf("prune with an undiscoverable kind recorded: error %v, want one naming Widget.%s and why", err, group)
+		}
+		if !exists(t, configMaps, ns, "b") {
+			t.Error("the prune went on without the members it could not see")
+		}
+		parent, err = dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), inv.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gks := parent.GetAnnotations()[GroupKindsAnnotation]; gks != "ConfigMap,Widget."+group {
+			t.Errorf("parent group-kinds %q after the refused prune, want the Widgets still recorded", gks)
+		}
+	})
+
+	t.Run("a namespace that may hold them", func(t *testing.T) {
+		owned := ns + "-maybe"
+		t.Cleanup(func() {
+			_ = dyn(t).Resource(namespaces).Delete(context.Background(), owned, metav1.DeleteOptions{})
+		})
+		inv := &Inventory{Name: "ns-maybe", Namespace: ns}
+		set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
+		apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+		cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantActions(t, cs, "Namespace/"+owned+" kept", "ConfigMap/"+owned+"/mine pruned")
+		if msg := cs.Changes[0].Message; !strings.Contains(msg, "discovering "+group+"/v1") {
+			t.Errorf("kept namespace message %q does not say which API group could not be discovered", msg)
+		}
+		if !exists(t, namespaces, "", owned) {
+			t.Error("the namespace is gone")
+		}
+	})
+}
+
+// Deleting a CRD deletes its custom resources whatever owns them: one owned
+// by an object kix does not own keeps the CRD, one owned by a member of the
+// set goes with it.
+func TestPruneKeepsACRDWhoseResourcesOthersOwn(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	group := ns + ".example.org"
+	crd := schemalessCRD(t, group, "gizmos", "Gizmo")
+	inv := &Inventory{Name: "gizmos", Namespace: ns}
+	apply(t, m, objects(t, ns, crd+"apiVersion: "+group+"/v1\nkind: Gizmo\nmetadata: {name: mine}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+
+	gizmos := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gizmos"}
+	ownedBy := func(name string, owner *unstructured.Unstructured) {
+		t.Helper()
+		o := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Gizmo", "metadata": map[string]any{"name": name}}}
+		o.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: owner.GetUID()}})
+		if _, err := dyn(t).Resource(gizmos).Namespace(ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine, err := dyn(t).Resource(gizmos).Namespace(ns).Get(context.Background(), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedBy("child", mine) // as an operator makes one for a member
+
+	cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "CustomResourceDefinition/gizmos."+group+" pruned", "Gizmo/"+ns+"/mine pruned")
+
+	createHandMade(t, ns, "someone")
+	someone, err := dyn(t).Resource(configMaps).Namespace(ns).Get(context.Background(), "someone", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedBy("theirs", someone)
+	cs, err = m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, cs, "CustomResourceDefinition/gizmos."+group+" kept", "Gizmo/"+ns+"/mine pruned")
+	if msg := cs.Changes[0].Message; !strings.Contains(msg, "Gizmo/"+ns+"/theirs") {
+		t.Errorf("kept CRD message %q does not name the custom resource someone else owns", msg)
+	}
+	if !exists(t, gizmos, ns, "theirs") {
+		t.Error("a custom resource owned by an object kix does not own was deleted with its CRD")
+	}
+}
