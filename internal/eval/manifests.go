@@ -1,16 +1,20 @@
 package eval
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // readManifests reads a YAML or JSON file, or every .yaml, .yml and .json
@@ -67,8 +71,53 @@ type document struct {
 	value any
 }
 
-// decodeManifests reads a stream of YAML documents or JSON values.
+// decodeManifests reads a stream of YAML documents or JSON values. YAML
+// documents are split apart first and then parsed in parallel: parsing is
+// most of the time an apply of a large manifest file spends before it
+// talks to the cluster.
 func decodeManifests(r io.Reader, name string) ([]any, error) {
+	r, _, isJSON := utilyaml.GuessJSONStream(r, 4096)
+	if isJSON {
+		return decodeJSON(r, name)
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var raw [][]byte
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s, document %d: %w", name, len(raw)+1, err)
+		}
+		raw = append(raw, doc)
+	}
+	values := make([]any, len(raw))
+	errs := make([]error, len(raw))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raw); i += workers {
+				errs[i] = yaml.Unmarshal(raw[i], &values[i])
+			}
+		})
+	}
+	wg.Wait()
+	var docs []any
+	for i, v := range values {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%s, document %d: %w", name, i+1, errs[i])
+		}
+		if v != nil {
+			docs = append(docs, document{file: name, n: i + 1, value: v})
+		}
+	}
+	return docs, nil
+}
+
+// decodeJSON reads a stream of JSON values.
+func decodeJSON(r io.Reader, name string) ([]any, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var docs []any
 	for i := 1; ; i++ {
