@@ -327,11 +327,7 @@ func (m *Manager) applyItems(ctx context.Context, items []*item, force, dryRun b
 func (m *Manager) applyItemsMeta(ctx context.Context, items []*item, force, dryRun bool) ([]*metav1.PartialObjectMetadata, []error) {
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force, DryRun: dryRunAll(dryRun), FieldValidation: applyFieldValidation}
 	return eachApplied(ctx, m.workers, items, force, func(ctx context.Context, it *item) (*metav1.PartialObjectMetadata, error) {
-		patch, err := it.obj.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		return m.metaFor(it.obj, it.mapping).Patch(ctx, it.id.Name, types.ApplyPatchType, patch, opts)
+		return m.metaFor(it.obj, it.mapping).Patch(ctx, it.id.Name, types.ApplyPatchType, it.patch, opts)
 	})
 }
 

@@ -153,23 +153,26 @@ func (e *ObjectError) Error() string { return e.ID.String() + ": " + e.Err.Error
 func (e *ObjectError) Unwrap() error { return e.Err }
 
 // forEach runs fn for each item with at most workers at once and returns
-// the errors, by item.
+// the errors, by item. Once ctx is done, the items not yet started fail
+// with its error. The workers live for the whole run, so the stacks they
+// grow in their first request serve the rest.
 func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) []error {
 	errs := make([]error, len(items))
-	sem := make(chan struct{}, max(workers, 1))
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, item := range items {
-		if ctx.Err() != nil {
-			errs[i] = ctx.Err()
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = fn(ctx, item)
-		}()
+	for range min(max(workers, 1), len(items)) {
+		wg.Go(func() {
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					errs[i] = fn(ctx, items[i])
+				}
+			}
+		})
 	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	return errs
 }

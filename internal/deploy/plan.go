@@ -1,8 +1,10 @@
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +16,7 @@ import (
 type item struct {
 	id       ObjectID
 	obj      *unstructured.Unstructured // with namespace, labels and checksum set
+	patch    []byte                     // obj as JSON: what an apply sends
 	sum      string
 	stage    Stage
 	mapping  *meta.RESTMapping // nil until its CRD (in the same set) is established
@@ -88,9 +91,18 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, i
 	m.forgetUnknownKinds()
 	crds := crdScopes(objs)
 	p := &plan{sums: map[ObjectID]string{}}
+	// Preparing is the client's work of an apply (copying, checksumming
+	// and encoding each object): it is shared between the cores while
+	// the server still waits.
+	prepared := make([]*item, len(objs))
+	prepareErrs := forEach(context.Background(), runtime.GOMAXPROCS(0), objIndexes(objs), func(_ context.Context, i int) error {
+		var err error
+		prepared[i], err = m.prepare(objs[i], scope, inv, labels, crds)
+		return err
+	})
 	var errs []error
-	for _, o := range objs {
-		it, err := m.prepare(o, scope, inv, labels, crds)
+	for i, it := range prepared {
+		err := prepareErrs[i]
 		if err != nil && !errors.As(err, new(*ObjectError)) {
 			return nil, err // the same for every object
 		}
@@ -187,7 +199,20 @@ func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inven
 	ann[ChecksumAnnotation] = sum
 	obj.SetAnnotations(ann)
 	id := IDOf(obj)
-	return &item{id: id, obj: obj, sum: sum, stage: stageOf(id, namespaced), mapping: mp, deferred: deferred}, nil
+	patch, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, &ObjectError{ID: id, Err: err}
+	}
+	return &item{id: id, obj: obj, patch: patch, sum: sum, stage: stageOf(id, namespaced), mapping: mp, deferred: deferred}, nil
+}
+
+// objIndexes are 0, 1, ... len(objs)-1.
+func objIndexes(objs []*unstructured.Unstructured) []int {
+	out := make([]int, len(objs))
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // crdScopes maps the group-kinds the set's own CRDs define to whether they
