@@ -54,6 +54,7 @@ func (o *deployOptions) connect(streams IOStreams) (*deploy.Manager, string, *de
 		return nil, "", nil, usageErrorf(`--dry-run must be "none" or "server", not %q`, o.DryRun)
 	}
 	quietClientGo()
+	batchGC()
 	cfg, err := o.restConfig(streams.ErrOut)
 	if err != nil {
 		return nil, "", nil, err
