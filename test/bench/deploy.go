@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -19,14 +20,20 @@ const (
 	// Per namespace: half ConfigMaps, half Deployments; 1,000 in all.
 	benchPerNamespace = 100
 	// First applies of each tool, each on objects of its own.
-	firstApplyRounds = 3
+	firstApplyRounds = 5
 )
 
 // benchDeploy compares kix apply with kubectl apply --server-side on the
 // same API server and the same 1,000 objects (ConfigMaps and Deployments
 // across 10 namespaces, each tool in namespaces of its own): the first
-// apply (the median of firstApplyRounds, the tools taking turns), a no-op
-// re-apply, and kix's prune of 500 of them.
+// apply (the median of firstApplyRounds), a no-op re-apply, and kix's prune
+// of 500 of them.
+//
+// Every timed run starts on the same cluster: the objects of a first apply
+// are deleted again (their namespaces, waited for until gone) before the
+// next run, so no run works against a larger store and heap than another,
+// and the controller manager has caught up with what came before. The
+// tools take turns at going first.
 func benchDeploy(ctx context.Context, cfg benchConfig) error {
 	c, err := cluster.Start(ctx, cluster.Options{})
 	if err != nil {
@@ -39,28 +46,25 @@ func benchDeploy(ctx context.Context, cfg benchConfig) error {
 	}
 	defer os.RemoveAll(work)
 	kubectl := filepath.Join(cluster.KubeBinDir(), "kubectl")
+	kube := []string{"--kubeconfig", c.Info.Kubeconfig}
 
+	// A tool's share is named by prefix: its namespaces and, for kix,
+	// its inventory.
+	type tool func(prefix string, perNamespace int) ([]string, error)
 	write := func(prefix string, perNamespace int) (string, error) {
 		path := filepath.Join(work, fmt.Sprintf("%s-%d.yaml", prefix, perNamespace))
 		return path, os.WriteFile(path, []byte(benchObjects(prefix, perNamespace)), 0o644)
 	}
-	kube := []string{"--kubeconfig", c.Info.Kubeconfig}
-	// Round i applies each tool's objects anew, in namespaces (and, for
-	// kix, an inventory) of its own; the last round's are applied again
-	// and then pruned by half.
-	kubectlApply := func(round int, perNamespace int) ([]string, error) {
-		f, err := write(fmt.Sprint("kubectl", round), perNamespace)
+	kubectlApply := func(prefix string, perNamespace int) ([]string, error) {
+		f, err := write(prefix, perNamespace)
 		return append([]string{kubectl, "apply", "--server-side", "-f", f}, kube...), err
 	}
-	kixApply := func(round int, perNamespace int) ([]string, error) {
-		f, err := write(fmt.Sprint("kix", round), perNamespace)
-		return append([]string{cfg.kix, "apply", "--inventory", fmt.Sprint("bench", round), "--prune", "-f", f}, kube...), err
+	kixApply := func(prefix string, perNamespace int) ([]string, error) {
+		f, err := write(prefix, perNamespace)
+		return append([]string{cfg.kix, "apply", "--inventory", prefix, "--prune", "-f", f}, kube...), err
 	}
-
-	// Each run starts on a cluster at rest: the controller manager has
-	// caught up with the Deployments of the run before (creating their
-	// ReplicaSets), so no run pays for another's aftermath.
-	timed := func(argv []string, err error) (time.Duration, error) {
+	timed := func(t tool, prefix string, perNamespace int) (time.Duration, error) {
+		argv, err := t(prefix, perNamespace)
 		if err != nil {
 			return 0, err
 		}
@@ -71,29 +75,40 @@ func benchDeploy(ctx context.Context, cfg benchConfig) error {
 		_, err = run(ctx, argv...)
 		return time.Since(start), err
 	}
+
+	tools := [2]tool{kixApply, kubectlApply}
+	names := [2]string{"kix", "kubectl"}
 	var first [2][]time.Duration
 	for round := range firstApplyRounds {
-		d, err := timed(kubectlApply(round, benchPerNamespace))
-		if err != nil {
-			return err
+		for turn := range 2 {
+			i := (round + turn) % 2
+			prefix := fmt.Sprint(names[i], round)
+			d, err := timed(tools[i], prefix, benchPerNamespace)
+			if err != nil {
+				return err
+			}
+			first[i] = append(first[i], d)
+			if err := removeShare(ctx, c.Client(), prefix); err != nil {
+				return err
+			}
 		}
-		first[1] = append(first[1], d)
-		if d, err = timed(kixApply(round, benchPerNamespace)); err != nil {
-			return err
-		}
-		first[0] = append(first[0], d)
 	}
 	kixFirst, kubectlFirst := median(first[0]), median(first[1])
-	last := firstApplyRounds - 1
-	kubectlAgain, err := timed(kubectlApply(last, benchPerNamespace))
+
+	for i, t := range tools {
+		if _, err := timed(t, names[i]+"-again", benchPerNamespace); err != nil {
+			return err
+		}
+	}
+	kubectlAgain, err := timed(kubectlApply, "kubectl-again", benchPerNamespace)
 	if err != nil {
 		return err
 	}
-	kixAgain, err := timed(kixApply(last, benchPerNamespace))
+	kixAgain, err := timed(kixApply, "kix-again", benchPerNamespace)
 	if err != nil {
 		return err
 	}
-	kixPrune, err := timed(kixApply(last, benchPerNamespace/2))
+	kixPrune, err := timed(kixApply, "kix-again", benchPerNamespace/2)
 	if err != nil {
 		return err
 	}
@@ -107,6 +122,43 @@ func benchDeploy(ctx context.Context, cfg benchConfig) error {
 	fmt.Printf("  %-30s %-10s %-34s %s\n", fmt.Sprintf("prune of %d objects", objects/2), secs(kixPrune), "n/a (one namespace per ApplySet)", "")
 	fmt.Printf("\n  first apply, each round: kix %s; kubectl %s\n", rounds(first[0]), rounds(first[1]))
 	return nil
+}
+
+// removeShare deletes a tool's namespaces, and kix's inventory of that
+// name, and waits until the namespaces are gone.
+func removeShare(ctx context.Context, client kubernetes.Interface, prefix string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	err := client.CoreV1().ConfigMaps(metav1.NamespaceDefault).Delete(ctx, prefix, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	for n := range benchNamespaces {
+		err := client.CoreV1().Namespaces().Delete(ctx, fmt.Sprintf("%s-%d", prefix, n), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	for {
+		left := 0
+		for n := range benchNamespaces {
+			_, err := client.CoreV1().Namespaces().Get(ctx, fmt.Sprintf("%s-%d", prefix, n), metav1.GetOptions{})
+			switch {
+			case err == nil:
+				left++
+			case !apierrors.IsNotFound(err):
+				return err
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the namespaces of %s to go: %w", prefix, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // rounds lists the times of a contender's rounds, in order.
