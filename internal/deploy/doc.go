@@ -50,5 +50,8 @@
 //
 // A prune refuses to run with an empty set unless told to (AllowEmpty):
 // an evaluation that produced nothing by mistake must not delete
-// everything.
+// everything. It also refuses while the parent names a kind whose API group
+// cannot be discovered (an aggregated API that is down): it cannot see
+// those members, and a prune that recorded the set without them would
+// forget them.
 package deploy
