@@ -3,6 +3,10 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 )
 
 const twoConfigMaps = `
@@ -351,5 +356,34 @@ func TestKindCaseIsChecked(t *testing.T) {
 	}
 	if exists(t, configMaps, ns, "a") || exists(t, configMaps, ns, "cased") {
 		t.Error("a set with a misspelt kind was applied in part")
+	}
+}
+
+// A cluster that cannot be reached is asked a few times, not once per
+// object, before the apply fails.
+func TestUnreachableClusterIsAskedOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	counter := &requestCounter{counts: map[string]int{}}
+	cfg := &rest.Config{Host: "http://" + addr}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counter.wrap(rt) })
+	m, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for i := range 200 {
+		docs = append(docs, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c%d, namespace: x}\n", i))
+	}
+	_, err = m.Apply(context.Background(), objects(t, "x", strings.Join(docs, "---\n")), ApplyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "reading the kinds the cluster serves") {
+		t.Fatalf("apply to an unreachable cluster: %v", err)
+	}
+	if n := counter.get(http.MethodGet); n > 4*runtime.GOMAXPROCS(0) {
+		t.Errorf("%d requests to an unreachable cluster for 200 objects", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -91,22 +92,13 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, i
 	m.forgetUnknownKinds()
 	crds := crdScopes(objs)
 	p := &plan{sums: map[ObjectID]string{}}
-	// Preparing is the client's work of an apply (copying, checksumming
-	// and encoding each object): it is shared between the cores while
-	// the server still waits.
-	prepared := make([]*item, len(objs))
-	prepareErrs := forEach(context.Background(), runtime.GOMAXPROCS(0), objIndexes(objs), func(_ context.Context, i int) error {
-		var err error
-		prepared[i], err = m.prepare(objs[i], scope, inv, labels, crds)
-		return err
-	})
+	prepared, prepareErrs, err := m.prepareAll(objs, scope, inv, labels, crds)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
 	for i, it := range prepared {
-		err := prepareErrs[i]
-		if err != nil && !errors.As(err, new(*ObjectError)) {
-			return nil, err // the same for every object
-		}
-		if err != nil {
+		if err := prepareErrs[i]; err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -131,6 +123,28 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, i
 		return compareIDs(a.id, b.id)
 	})
 	return p, nil
+}
+
+// prepareAll prepares objs in parallel (copying, checksumming and encoding
+// each is the client's work of an apply, shared between the cores while the
+// server still waits) and returns each one's item or error. An error about
+// no one object (the cluster's kinds cannot be read) is returned alone and
+// stops the rest: it would be the same for every object.
+func (m *Manager) prepareAll(objs []*unstructured.Unstructured, scope planScope, inv *Inventory, labels map[string]string, crds map[schema.GroupKind]bool) ([]*item, []error, error) {
+	items := make([]*item, len(objs))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var fatal error
+	var once sync.Once
+	errs := forEach(ctx, runtime.GOMAXPROCS(0), objIndexes(objs), func(_ context.Context, i int) error {
+		var err error
+		items[i], err = m.prepare(objs[i], scope, inv, labels, crds)
+		if err != nil && !errors.As(err, new(*ObjectError)) {
+			once.Do(func() { fatal = err; stop() })
+		}
+		return err
+	})
+	return items, errs, fatal
 }
 
 func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]bool) (*item, error) {
