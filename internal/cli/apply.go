@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kix-project/kix/internal/deploy"
 )
@@ -73,6 +75,13 @@ func (o *deployOptions) connect(streams IOStreams) (*deploy.Manager, string, *de
 		invNS := o.InventoryNamespace
 		if invNS == "" {
 			invNS = ns
+		}
+		// The parent is a ConfigMap of that name in that namespace.
+		if errs := validation.IsDNS1123Subdomain(o.Inventory); len(errs) > 0 {
+			return nil, "", nil, usageErrorf("--inventory %q cannot name a ConfigMap: %s", o.Inventory, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsDNS1123Label(invNS); len(errs) > 0 {
+			return nil, "", nil, usageErrorf("the inventory's namespace %q is not a namespace name: %s", invNS, strings.Join(errs, "; "))
 		}
 		inv = &deploy.Inventory{Name: o.Inventory, Namespace: invNS}
 	}

@@ -155,3 +155,25 @@ func TestUnreachableClusterIsOneError(t *testing.T) {
 		t.Errorf("client-go logged %q", logged)
 	}
 }
+
+// An inventory name that cannot name a ConfigMap is refused before any
+// request, by every command that takes one.
+func TestBadInventoryNameIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cm.yaml")
+	if err := os.WriteFile(f, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// No cluster listens here: a request would fail otherwise.
+	kube := []string{"--server", "http://127.0.0.1:1", "-f", f}
+	for _, args := range [][]string{
+		{"apply", "--inventory", "Shop"},
+		{"diff", "--inventory", "shop_1"},
+		{"prune", "--inventory", "shop", "--inventory-namespace", "Team"},
+	} {
+		code, _, stderr := run(t, append(args, kube...)...)
+		if code != ExitUsage || !strings.Contains(stderr, "inventory") || strings.Contains(stderr, "127.0.0.1:1") {
+			t.Errorf("kix %v: exit %d, stderr %q; want %d naming the inventory, before any request", args, code, stderr, ExitUsage)
+		}
+	}
+}
