@@ -262,10 +262,7 @@ spec:
 // whole first and a refused object leaves it untouched.
 func TestLaterStagesSeeObjectsMadeMeanwhile(t *testing.T) {
 	m, _ := newManager(t)
-	ns := kube.Get(t).Namespace(t) + "-new"
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(namespaces).Delete(context.Background(), ns, metav1.DeleteOptions{})
-	})
+	ns := ownNamespace(t, kube.Get(t).Namespace(t)+"-new")
 	set := `apiVersion: v1
 kind: Namespace
 metadata: {name: NS}

@@ -125,6 +125,14 @@ func exists(t *testing.T, gvr schema.GroupVersionResource, ns, name string) bool
 	return err == nil
 }
 
+// ownNamespace is a namespace a test's set creates, deleted after it.
+func ownNamespace(t *testing.T, name string) string {
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(namespaces).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
 func apply(t *testing.T, m *Manager, objs []*unstructured.Unstructured, opts ApplyOptions) *ChangeSet {
 	t.Helper()
 	cs, err := m.Apply(context.Background(), objs, opts)

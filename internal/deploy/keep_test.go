@@ -18,13 +18,9 @@ import (
 func TestNamespaceHoldingForeignObjectsIsKept(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
-	owned := ns + "-owned"
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(namespaces).Delete(context.Background(), owned, metav1.DeleteOptions{})
-	})
+	owned := ownNamespace(t, ns+"-owned")
 	inv := &Inventory{Name: "ns-guard", Namespace: ns}
-	set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
-	apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	apply(t, m, objects(t, ns, namespaceWithConfigMap(owned)), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
 	createHandMade(t, owned, "not-kix")
 
 	// kix diff says what the prune will do.
@@ -195,13 +191,9 @@ func TestPruneWhileAnAPIGroupIsDown(t *testing.T) {
 	})
 
 	t.Run("a namespace that may hold them", func(t *testing.T) {
-		owned := ns + "-maybe"
-		t.Cleanup(func() {
-			_ = dyn(t).Resource(namespaces).Delete(context.Background(), owned, metav1.DeleteOptions{})
-		})
+		owned := ownNamespace(t, ns+"-maybe")
 		inv := &Inventory{Name: "ns-maybe", Namespace: ns}
-		set := "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + owned + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + owned + "}\n"
-		apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+		apply(t, m, objects(t, ns, namespaceWithConfigMap(owned)), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
 		cs, err := m.Prune(context.Background(), nil, ApplyOptions{DefaultNamespace: ns, Inventory: inv, AllowEmpty: true})
 		if err != nil {
 			t.Fatal(err)
@@ -265,4 +257,9 @@ func TestPruneKeepsACRDWhoseResourcesOthersOwn(t *testing.T) {
 	if !exists(t, gizmos, ns, "theirs") {
 		t.Error("a custom resource owned by an object kix does not own was deleted with its CRD")
 	}
+}
+
+// namespaceWithConfigMap is a set of a Namespace and ConfigMap "mine" in it.
+func namespaceWithConfigMap(namespace string) string {
+	return "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + namespace + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: " + namespace + "}\n"
 }

@@ -235,10 +235,7 @@ func TestInventoryIsAnApplySetKubectlReads(t *testing.T) {
 func TestAnotherInventorysObjectIsRefusedUnlessAdopted(t *testing.T) {
 	m, _ := newManager(t)
 	ns := kube.Get(t).Namespace(t)
-	extra := ns + "-extra"
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(namespaces).Delete(context.Background(), extra, metav1.DeleteOptions{})
-	})
+	extra := ownNamespace(t, ns+"-extra")
 	first, second := &Inventory{Name: "first", Namespace: ns}, &Inventory{Name: "second", Namespace: ns}
 	apply(t, m, objects(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {by: first}\n"), ApplyOptions{DefaultNamespace: ns, Inventory: first})
 
@@ -281,14 +278,6 @@ func TestAdoptingAnUnchangedObjectMovesIt(t *testing.T) {
 	if len(cs.Changes) != 0 || !exists(t, configMaps, ns, "shared") {
 		t.Errorf("the old set's prune touched the adopted object: %v", actions(cs))
 	}
-}
-
-// ownNamespace is a namespace a test's set creates, deleted after it.
-func ownNamespace(t *testing.T, name string) string {
-	t.Cleanup(func() {
-		_ = dyn(t).Resource(namespaces).Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return name
 }
 
 func terminating(t *testing.T, name string) bool {
