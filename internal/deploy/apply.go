@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -416,11 +417,22 @@ func createdByThisApply(o metav1.Object) bool {
 	return true
 }
 
-// waitEstablished waits until the CRDs just applied are Established, so
-// custom resources of them can be applied in later stages.
+// waitEstablished waits until the CRDs just applied are Established and
+// discovery serves their kinds, so custom resources of them can be applied
+// in later stages. The API server marks a CRD Established before its new
+// group reaches discovery, so the kinds are asked for until they are there.
 func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyOptions) error {
 	opts.progress("waiting for %s to be established", plural(len(crds), "CustomResourceDefinition"))
 	deadline := time.Now().Add(time.Minute)
+	pause := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+			return nil
+		}
+	}
+	var kinds []schema.GroupVersionKind
 	for _, it := range crds {
 		for {
 			crd, err := m.client.Resource(crdGVR).Get(ctx, it.id.Name, metav1.GetOptions{})
@@ -428,20 +440,44 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyO
 				return &ObjectError{ID: it.id, Err: err}
 			}
 			if established(crd) {
+				kinds = append(kinds, servedKind(crd))
 				break
 			}
 			if time.Now().After(deadline) {
 				return &ObjectError{ID: it.id, Err: errors.New("not Established after a minute")}
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+			if err := pause(); err != nil {
+				return err
 			}
 		}
 	}
-	m.resetMapper()
-	return nil
+	for {
+		served, err := m.resetMapper(kinds)
+		if served || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the kinds of %s are not in the cluster's discovery after a minute", plural(len(crds), "established CustomResourceDefinition"))
+		}
+		if err := pause(); err != nil {
+			return err
+		}
+	}
+}
+
+// servedKind is a kind a CRD defines, with a version it serves.
+func servedKind(crd *unstructured.Unstructured) schema.GroupVersionKind {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, v := range versions {
+		vm, _ := v.(map[string]any)
+		if served, _ := vm["served"].(bool); served {
+			name, _ := vm["name"].(string)
+			return schema.GroupVersionKind{Group: group, Version: name, Kind: kind}
+		}
+	}
+	return schema.GroupVersionKind{Group: group, Kind: kind}
 }
 
 func established(crd *unstructured.Unstructured) bool {

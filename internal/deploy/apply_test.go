@@ -52,9 +52,9 @@ func TestApplyReportsCreatedConfiguredUnchanged(t *testing.T) {
 // A CRD and a resource of it apply in one run: the CRD first, established,
 // then the resource.
 func TestApplyCRDAndCustomResource(t *testing.T) {
-	m, requests := newManager(t)
 	ns := kube.Get(t).Namespace(t)
 	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
+	m, requests := newWatchingManager(t, group)
 	set := strings.ReplaceAll(`
 apiVersion: example.org/v1
 kind: Widget
@@ -92,10 +92,14 @@ spec:
 	})
 	cs := apply(t, m, objects(t, ns, set), ApplyOptions{DefaultNamespace: ns, Inventory: &Inventory{Name: "crds", Namespace: ns}})
 	wantActions(t, cs, "CustomResourceDefinition/widgets."+group+" created", "Widget/"+ns+"/w created", "Widget/"+ns+"/w2 created", "Widget/"+ns+"/w3 created")
-	// Discovery is read at the start, again once for the unknown kind (not
-	// once per Widget), and once after the CRD is established.
-	if n := requests.get("discovery"); n > 3 {
-		t.Errorf("discovery read %d times, want at most 3", n)
+	// Discovery is read at the start and again once for the unknown kind,
+	// not once per Widget; after the CRD is established, until the group is
+	// there, and not again once it is.
+	if n := requests.get("discovery before CRDs"); n != 2 {
+		t.Errorf("discovery read %d times before the CRD was applied, want 2", n)
+	}
+	if n := requests.get("discovery listing the group"); n != 1 {
+		t.Errorf("discovery listed the new group %d times, want once", n)
 	}
 	w, err := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace(ns).Get(context.Background(), "w", metav1.GetOptions{})
 	if err != nil {

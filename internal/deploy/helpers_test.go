@@ -1,8 +1,10 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -25,21 +27,49 @@ var kube = cluster.NewShared(cluster.Options{})
 func TestMain(m *testing.M) { os.Exit(kube.Run(m)) }
 
 // requestCounter counts the requests a Manager makes, by method, and its
-// discoveries of the API groups (under "discovery").
+// discoveries of the API groups (under "discovery"). With watchGroup set,
+// it also counts the discoveries made before the first write of a CRD
+// ("discovery before CRDs") and those whose answer lists the group
+// ("discovery listing the group").
 type requestCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
+	watchGroup string
+
+	mu         sync.Mutex
+	counts     map[string]int
+	crdWritten bool
 }
 
 func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		c.mu.Lock()
 		c.counts[r.Method]++
-		if r.URL.Path == "/apis" {
+		discovery := r.URL.Path == "/apis"
+		if discovery {
 			c.counts["discovery"]++
+			if !c.crdWritten {
+				c.counts["discovery before CRDs"]++
+			}
+		}
+		if r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/customresourcedefinitions/") {
+			c.crdWritten = true
 		}
 		c.mu.Unlock()
-		return rt.RoundTrip(r)
+		resp, err := rt.RoundTrip(r)
+		if err != nil || !discovery || c.watchGroup == "" {
+			return resp, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.Contains(body, []byte(c.watchGroup)) {
+			c.mu.Lock()
+			c.counts["discovery listing the group"]++
+			c.mu.Unlock()
+		}
+		return resp, nil
 	})
 }
 
@@ -57,9 +87,16 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // its requests.
 func newManager(t *testing.T) (*Manager, *requestCounter) {
 	t.Helper()
+	return newWatchingManager(t, "")
+}
+
+// newWatchingManager is newManager with a counter watching for group in
+// discovery.
+func newWatchingManager(t *testing.T, group string) (*Manager, *requestCounter) {
+	t.Helper()
 	c := kube.Get(t)
 	cfg := c.RESTConfig()
-	counter := &requestCounter{counts: map[string]int{}}
+	counter := &requestCounter{watchGroup: group, counts: map[string]int{}}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counter.wrap(rt) })
 	m, err := NewManager(cfg)
 	if err != nil {

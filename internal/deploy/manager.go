@@ -33,7 +33,7 @@ type Manager struct {
 	mapper  meta.ResettableRESTMapper
 	workers int
 
-	mu           sync.Mutex
+	lookup       sync.RWMutex               // held to read mapper, and exclusively to reset it
 	rediscovered sets.Set[schema.GroupKind] // unknown kinds discovered again for this plan
 }
 
@@ -70,10 +70,16 @@ func NewManager(cfg *rest.Config) (*Manager, error) {
 // asked for again after a fresh discovery (a CRD may have just been
 // established), once per kind and plan: a set that brings a CRD and many
 // objects of it discovers the cluster once more, not once per object.
+//
+// Lookups share the mapper; a reset excludes them until discovery has been
+// read again. Otherwise a lookup that failed on the old discovery while
+// another reset it would find the cache stale and reset it once more.
 func (m *Manager) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m.lookup.RLock()
 	mp, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) && m.rediscover(gvk.GroupKind()) {
-		mp, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	m.lookup.RUnlock()
+	if meta.IsNoMatchError(err) {
+		mp, err = m.rediscover(gvk)
 	}
 	if meta.IsNoMatchError(err) {
 		return nil, &NoKindError{GVK: gvk, err: err}
@@ -81,36 +87,48 @@ func (m *Manager) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error
 	return mp, err
 }
 
-// rediscover resets the mapper for an unknown kind, unless it was already
-// reset for that kind.
-func (m *Manager) rediscover(gk schema.GroupKind) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.rediscovered.Has(gk) {
-		return false
+// rediscover asks for an unknown kind again after a fresh discovery, unless
+// that was done for its kind already in this plan.
+func (m *Manager) rediscover(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m.lookup.Lock()
+	defer m.lookup.Unlock()
+	gk := gvk.GroupKind()
+	if !m.rediscovered.Has(gk) {
+		if m.rediscovered == nil {
+			m.rediscovered = sets.New[schema.GroupKind]()
+		}
+		m.rediscovered.Insert(gk)
+		m.mapper.Reset()
 	}
-	if m.rediscovered == nil {
-		m.rediscovered = sets.New[schema.GroupKind]()
-	}
-	m.rediscovered.Insert(gk)
-	m.mapper.Reset()
-	return true
+	return m.mapper.RESTMapping(gk, gvk.Version)
 }
 
 // forgetUnknownKinds starts a plan: each kind discovery does not know is
 // worth one more discovery again.
 func (m *Manager) forgetUnknownKinds() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lookup.Lock()
+	defer m.lookup.Unlock()
 	m.rediscovered = nil
 }
 
-// resetMapper forgets what discovery said, after kinds were added.
-func (m *Manager) resetMapper() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// resetMapper forgets what discovery said, after kinds were added, and
+// reports whether discovery now serves every one of kinds (each with its
+// version).
+func (m *Manager) resetMapper(kinds []schema.GroupVersionKind) (bool, error) {
+	m.lookup.Lock()
+	defer m.lookup.Unlock()
 	m.rediscovered = nil
 	m.mapper.Reset()
+	for _, gvk := range kinds {
+		_, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // NoKindError is a kind the cluster does not serve.

@@ -265,6 +265,8 @@ func (m *Manager) resolve(items []*item) error {
 // kindOf is the kind of a mapping's resource as the API spells it:
 // discovery also maps the lower-case kind, which the API refuses.
 func (m *Manager) kindOf(mp *meta.RESTMapping) string {
+	m.lookup.RLock()
+	defer m.lookup.RUnlock()
 	gvk, err := m.mapper.KindFor(mp.Resource)
 	if err != nil {
 		return mp.GroupVersionKind.Kind
