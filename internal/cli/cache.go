@@ -130,6 +130,7 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 	if err != nil {
 		return err
 	}
+	serverGC()
 	srv := &http.Server{Handler: withOps(h, nil), ReadHeaderTimeout: 10 * time.Second}
 	what := "the local store"
 	if opts.Dir != "" {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
@@ -51,21 +50,6 @@ func (o *kubeOptions) namespace() (ns string, explicit bool, err error) {
 func quietClientGo() {
 	if !slog.Default().Enabled(context.Background(), slog.LevelDebug) {
 		klog.SetLogger(logr.Discard())
-	}
-}
-
-// batchGC trades memory for CPU in a one-shot command that talks to a
-// cluster: the garbage collector runs a quarter as often (GOGC=400) under
-// a soft limit of 1 GiB, unless GOGC or GOMEMLIMIT say otherwise. On a
-// machine the API server shares, the collector's time is time the server
-// does not get; an apply of a thousand objects uses about a quarter less
-// CPU for some 20 MB more.
-func batchGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(1 << 30)
 	}
 }
 
