@@ -440,7 +440,7 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyO
 				return &ObjectError{ID: it.id, Err: err}
 			}
 			if established(crd) {
-				kinds = append(kinds, servedKind(crd))
+				kinds = append(kinds, definedKind(crd).WithVersion(servedVersion(crd)))
 				break
 			}
 			if time.Now().After(deadline) {
@@ -452,32 +452,17 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*item, opts ApplyO
 		}
 	}
 	for {
-		served, err := m.resetMapper(kinds)
-		if served || err != nil {
+		missing, err := m.resetMapper(kinds)
+		if missing == nil || err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the kinds of %s are not in the cluster's discovery after a minute", plural(len(crds), "established CustomResourceDefinition"))
+			return fmt.Errorf("kind %s in %s is Established but not in the cluster's discovery after a minute", missing.Kind, missing.GroupVersion())
 		}
 		if err := pause(); err != nil {
 			return err
 		}
 	}
-}
-
-// servedKind is a kind a CRD defines, with a version it serves.
-func servedKind(crd *unstructured.Unstructured) schema.GroupVersionKind {
-	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
-	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
-	for _, v := range versions {
-		vm, _ := v.(map[string]any)
-		if served, _ := vm["served"].(bool); served {
-			name, _ := vm["name"].(string)
-			return schema.GroupVersionKind{Group: group, Version: name, Kind: kind}
-		}
-	}
-	return schema.GroupVersionKind{Group: group, Kind: kind}
 }
 
 func established(crd *unstructured.Unstructured) bool {

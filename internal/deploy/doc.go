@@ -7,7 +7,8 @@
 // Objects are applied with server-side apply (field manager "kix") in
 // stages: CustomResourceDefinitions (then waited for until Established
 // and served by discovery), Namespaces, other cluster-scoped objects,
-// namespaced objects, and admission webhooks last. Objects within a stage are applied in parallel.
+// namespaced objects, and admission webhooks last. Objects within a stage
+// are applied in parallel.
 // Before a stage changes anything, its changed objects are sent as a
 // server-side dry run; if any is refused (a field the API rejects, a
 // conflict with another field manager), the stage is not applied at all.

@@ -233,16 +233,7 @@ func (m *Manager) readCRD(ctx context.Context, name string) (*liveCRD, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, _, _ := unstructured.NestedString(obj.Object, "spec", "group")
-	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
+	gk := definedKind(obj)
 	resource, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "plural")
-	crd := &liveCRD{groupKind: schema.GroupKind{Group: group, Kind: kind}, resource: schema.GroupVersionResource{Group: group, Resource: resource}}
-	// The storage version if it is served, else the first served one.
-	versions, _, _ := unstructured.NestedSlice(obj.Object, "spec", "versions")
-	for _, v := range versions {
-		if v, ok := v.(map[string]any); ok && v["served"] == true && (crd.resource.Version == "" || v["storage"] == true) {
-			crd.resource.Version, _ = v["name"].(string)
-		}
-	}
-	return crd, nil
+	return &liveCRD{groupKind: gk, resource: schema.GroupVersionResource{Group: gk.Group, Version: servedVersion(obj), Resource: resource}}, nil
 }

@@ -112,9 +112,9 @@ func (m *Manager) forgetUnknownKinds() {
 }
 
 // resetMapper forgets what discovery said, after kinds were added, and
-// reports whether discovery now serves every one of kinds (each with its
-// version).
-func (m *Manager) resetMapper(kinds []schema.GroupVersionKind) (bool, error) {
+// returns the first of kinds (each with its version) that discovery does
+// not serve yet, or nil.
+func (m *Manager) resetMapper(kinds []schema.GroupVersionKind) (*schema.GroupVersionKind, error) {
 	m.lookup.Lock()
 	defer m.lookup.Unlock()
 	m.rediscovered = nil
@@ -122,13 +122,13 @@ func (m *Manager) resetMapper(kinds []schema.GroupVersionKind) (bool, error) {
 	for _, gvk := range kinds {
 		_, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if meta.IsNoMatchError(err) {
-			return false, nil
+			return &gvk, nil
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
-	return true, nil
+	return nil, nil
 }
 
 // NoKindError is a kind the cluster does not serve.

@@ -237,12 +237,31 @@ func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
 		if o.GroupVersionKind().GroupKind() != crdGroupKind {
 			continue
 		}
-		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
 		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-		scopes[schema.GroupKind{Group: group, Kind: kind}] = scope == "Namespaced"
+		scopes[definedKind(o)] = scope == "Namespaced"
 	}
 	return scopes
+}
+
+// definedKind is the group-kind a CustomResourceDefinition defines.
+func definedKind(crd *unstructured.Unstructured) schema.GroupKind {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	return schema.GroupKind{Group: group, Kind: kind}
+}
+
+// servedVersion is the version of a CustomResourceDefinition kix reads
+// and writes: the storage version if it is served, else the first served
+// one ("" if none is).
+func servedVersion(crd *unstructured.Unstructured) string {
+	var version string
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, v := range versions {
+		if v, ok := v.(map[string]any); ok && v["served"] == true && (version == "" || v["storage"] == true) {
+			version, _ = v["name"].(string)
+		}
+	}
+	return version
 }
 
 // resolve maps items whose CRD has since been established.
