@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/kix-project/kix/internal/nix"
 )
 
@@ -27,6 +29,8 @@ type dirBackend struct {
 
 	mu   sync.RWMutex
 	memo map[string]memoEntry // hash -> narinfo as served
+
+	nars fasthttp.RequestHandler // nar/<file>, from the folder
 }
 
 // memoEntry is a narinfo as served, and the file it was read from.
@@ -56,7 +60,15 @@ func newDirBackend(opts Options) (*dirBackend, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "nar"), 0o755); err != nil {
 		return nil, fmt.Errorf("cache folder: %w", err)
 	}
-	return &dirBackend{dir: opts.Dir, key: opts.SigningKey, maxUpload: opts.MaxUploadSize, memo: map[string]memoEntry{}}, nil
+	nars := &fasthttp.FS{
+		Root:            filepath.Join(opts.Dir, "nar"),
+		PathRewrite:     fasthttp.NewPathPrefixStripper(len("/nar")),
+		AcceptByteRange: true,
+		// Uploads replace files; every request opens the file it names.
+		SkipCache: true,
+	}
+	return &dirBackend{dir: opts.Dir, key: opts.SigningKey, maxUpload: opts.MaxUploadSize, memo: map[string]memoEntry{},
+		nars: nars.NewRequestHandler()}, nil
 }
 
 // checkFolderStoreDir refuses a folder whose nix-cache-info is for another
@@ -140,28 +152,22 @@ func (b *dirBackend) signed(data []byte) []byte {
 	return []byte(ni.String())
 }
 
-// serveNAR serves nar/<name> as it is, with ranges.
-func (b *dirBackend) serveNAR(w http.ResponseWriter, r *http.Request, name string) error {
+// serveNAR serves nar/<name> as it is, with ranges and sendfile(2).
+func (b *dirBackend) serveNAR(ctx *fasthttp.RequestCtx, name string) error {
 	if !isPlainName(name) {
 		return &httpError{http.StatusNotFound, "no such NAR"}
 	}
-	f, err := os.Open(filepath.Join(b.dir, "nar", name))
-	if errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Stat(filepath.Join(b.dir, "nar", name))
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
 		return &httpError{http.StatusNotFound, "no such NAR"}
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+	b.nars(ctx)
+	if ctx.Response.StatusCode() < 300 {
+		ctx.Response.Header.SetContentType("application/x-nix-nar")
 	}
-	if !fi.Mode().IsRegular() {
-		return &httpError{http.StatusNotFound, "no such NAR"}
-	}
-	w.Header().Set("Content-Type", "application/x-nix-nar")
-	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return nil
 }
 

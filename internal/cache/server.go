@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/kix-project/kix/internal/nix"
 )
@@ -32,30 +36,34 @@ type Options struct {
 	// Nix); 40 if zero, as cache.nixos.org.
 	Priority int
 	// ErrorLog, if set, is told about failures that are the server's
-	// fault (answered with 500).
+	// fault (answered with 500, or a NAR cut short).
 	ErrorLog func(msg string, err error)
 }
 
 // backend is where narinfos and NARs come from.
 type backend interface {
 	// narinfo returns the narinfo of the store path with this hash, or an
-	// error wrapping nix.ErrNotFound.
+	// error wrapping nix.ErrNotFound. The bytes are not changed afterwards.
 	narinfo(ctx context.Context, hash string) ([]byte, error)
 	// serveNAR answers GET and HEAD for nar/<name>.
-	serveNAR(w http.ResponseWriter, r *http.Request, name string) error
+	serveNAR(ctx *fasthttp.RequestCtx, name string) error
 }
 
-// uploader is a backend that takes uploads.
+// uploader is a backend that takes uploads; body is the request's.
 type uploader interface {
-	putNAR(r *http.Request, name string) error
-	putNarinfo(r *http.Request, hash string) error
+	putNAR(body io.Reader, name string) error
+	putNarinfo(body io.Reader, hash string) error
 }
 
-// Server is a Nix binary cache as an http.Handler.
+// Server is a Nix binary cache. It speaks HTTP/1.1 through fasthttp, which
+// spends about a third less CPU per request than net/http: a cache's load
+// is mostly narinfo requests of a few hundred bytes each, tens of
+// thousands per second while a cluster's nodes fetch closures.
 type Server struct {
 	opts      Options
 	backend   backend
 	cacheInfo []byte
+	http      *fasthttp.Server
 }
 
 // New returns a cache serving opts.Store or opts.Dir.
@@ -80,98 +88,108 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.http = &fasthttp.Server{
+		Handler: s.handle,
+		// A request's headers, and a body small enough to be read
+		// before the handler runs, arrive within ReadTimeout; a larger
+		// (streamed) upload may take as long as it keeps moving.
+		ReadTimeout:                  10 * time.Second,
+		IdleTimeout:                  5 * time.Minute,
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           maxNarinfoUpload,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		// Connection errors (a client that went away, a malformed
+		// request, answered with 400) are not the server's to report.
+		Logger: quietLogger{},
+	}
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	err := s.serve(w, r)
-	var ab *abortError
-	if errors.As(err, &ab) {
-		if s.opts.ErrorLog != nil && r.Context().Err() == nil {
-			s.opts.ErrorLog(r.Method+" "+r.URL.Path, ab.err)
-		}
-		// The status and part of the body are sent: the only honest
-		// answer left is a cut connection, which the client sees as a
-		// truncated download. net/http's documented way to cut it is
-		// this panic, which it recovers from.
-		panic(http.ErrAbortHandler)
-	}
-	if err != nil {
-		s.fail(w, r, err)
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for requests in flight,
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.ShutdownWithContext(ctx) }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if err := s.serve(ctx); err != nil {
+		s.fail(ctx, err)
 	}
 }
 
-// abortError is a failure after the answer has started.
-type abortError struct{ err error }
-
-func (e *abortError) Error() string { return e.err.Error() }
-
-func abort(err error) error { return &abortError{err} }
-
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
-	p := strings.TrimPrefix(r.URL.Path, "/")
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		return s.read(w, r, p)
-	case http.MethodPut:
-		return s.write(w, r, p)
-	}
-	w.Header().Set("Allow", "GET, HEAD, PUT")
-	return &httpError{http.StatusMethodNotAllowed, r.Method + " is not supported"}
-}
-
-func (s *Server) read(w http.ResponseWriter, r *http.Request, p string) error {
+func (s *Server) serve(ctx *fasthttp.RequestCtx) error {
+	// The path as sent: the protocol's names need no escaping or
+	// cleaning, and /nar/../x is refused rather than cleaned.
+	p := strings.TrimPrefix(string(ctx.Request.URI().PathOriginal()), "/")
 	switch {
-	case p == "nix-cache-info":
-		w.Header().Set("Content-Type", "text/x-nix-cache-info")
-		_, _ = w.Write(s.cacheInfo)
-		return nil
+	case ctx.IsGet(), ctx.IsHead():
+		return s.read(ctx, p)
+	case ctx.IsPut():
+		return s.write(ctx, p)
+	}
+	ctx.Response.Header.Set("Allow", "GET, HEAD, PUT")
+	return &httpError{http.StatusMethodNotAllowed, string(ctx.Method()) + " is not supported"}
+}
+
+func (s *Server) read(ctx *fasthttp.RequestCtx, p string) error {
+	switch {
 	case isNarinfoName(p):
-		data, err := s.backend.narinfo(r.Context(), strings.TrimSuffix(p, ".narinfo"))
+		data, err := s.backend.narinfo(ctx, strings.TrimSuffix(p, ".narinfo"))
 		if err != nil {
 			return err
 		}
-		h := w.Header()
-		h["Content-Type"] = narinfoType
-		h["Content-Length"] = []string{strconv.Itoa(len(data))}
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(data)
-		}
+		ctx.Response.Header.SetContentTypeBytes(narinfoType)
+		ctx.Response.SetBodyRaw(data)
+		return nil
+	case p == "nix-cache-info":
+		ctx.Response.Header.SetContentType("text/x-nix-cache-info")
+		ctx.Response.SetBodyRaw(s.cacheInfo)
+		return nil
+	case p == "healthz":
+		ctx.Response.SetBodyString("ok\n")
 		return nil
 	case strings.HasPrefix(p, "nar/"):
-		return s.backend.serveNAR(w, r, strings.TrimPrefix(p, "nar/"))
+		return s.backend.serveNAR(ctx, strings.TrimPrefix(p, "nar/"))
 	}
 	return &httpError{http.StatusNotFound, "no such file"}
 }
 
-func (s *Server) write(w http.ResponseWriter, r *http.Request, p string) error {
+func (s *Server) write(ctx *fasthttp.RequestCtx, p string) error {
 	up, ok := s.backend.(uploader)
 	if !ok {
 		return &httpError{http.StatusForbidden, "this cache serves a store and takes no uploads (serve a folder with --dir)"}
 	}
-	if err := s.authorize(w, r); err != nil {
+	if err := s.authorize(ctx); err != nil {
 		return err
 	}
+	body := uploadBody(ctx)
 	var err error
 	switch {
 	case p == "nix-cache-info":
-		err = checkCacheInfoUpload(r)
+		err = checkCacheInfoUpload(body)
 	case isNarinfoName(p):
-		err = up.putNarinfo(r, strings.TrimSuffix(p, ".narinfo"))
+		err = up.putNarinfo(body, strings.TrimSuffix(p, ".narinfo"))
 	case strings.HasPrefix(p, "nar/"):
-		err = up.putNAR(r, strings.TrimPrefix(p, "nar/"))
+		err = up.putNAR(body, strings.TrimPrefix(p, "nar/"))
 	default:
 		err = &httpError{http.StatusBadRequest, "only narinfos and NARs can be uploaded"}
 	}
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusCreated)
+	ctx.SetStatusCode(http.StatusCreated)
 	return nil
 }
 
-var narinfoType = []string{"text/x-nix-narinfo"}
+var narinfoType = []byte("text/x-nix-narinfo")
 
 // isNarinfoName reports whether p is "<32-character hash>.narinfo".
 func isNarinfoName(p string) bool {
@@ -215,7 +233,7 @@ func badRequestf(format string, args ...any) error {
 }
 
 // fail answers with err: the one place errors become HTTP statuses.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	code := http.StatusInternalServerError
 	var he *httpError
 	switch {
@@ -225,11 +243,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, nix.ErrHashMismatch), errors.Is(err, nix.ErrUntrusted):
 		code = http.StatusBadRequest
-	case r.Context().Err() != nil:
-		return // the client went away
 	}
-	if code == http.StatusInternalServerError && s.opts.ErrorLog != nil {
-		s.opts.ErrorLog(r.Method+" "+r.URL.Path, err)
+	if code == http.StatusInternalServerError {
+		s.logError(ctx, err)
 	}
-	http.Error(w, err.Error(), code)
+	// Headers set on the way stay (Allow, WWW-Authenticate); a body does
+	// not.
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.SetBodyString(err.Error() + "\n")
+}
+
+// logError tells ErrorLog, if set, about a failure that is the server's.
+func (s *Server) logError(ctx *fasthttp.RequestCtx, err error) {
+	if s.opts.ErrorLog != nil {
+		s.opts.ErrorLog(string(ctx.Method())+" "+string(ctx.Request.URI().PathOriginal()), err)
+	}
 }

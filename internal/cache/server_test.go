@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"io"
 	"net/http"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
@@ -213,5 +217,84 @@ func TestStoreForgetsDeletedPaths(t *testing.T) {
 	}
 	if code, body := do(t, url, narinfo); code != 404 {
 		t.Errorf("narinfo of the deleted %s: %d %s, want 404", path, code, body)
+	}
+}
+
+// A folder's NARs are served with their size, in ranges (a resumed
+// download), and as the file is.
+func TestFolderNARRanges(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	src := fixture.NewBinaryCache(t, "none", hello)
+	file := narFileOf(t, src.Dir, hello)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(src.Dir, file)
+	url := serve(t, Options{Dir: src.Dir}) + "/" + rel
+	get := func(method, rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	resp, body := get("GET", "")
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Content-Type") != "application/x-nix-nar" {
+		t.Errorf("GET %s: %s, %s, %d bytes, want 200 with the file's %d bytes", rel, resp.Status, resp.Header.Get("Content-Type"), len(body), len(data))
+	}
+	if resp, _ := get("HEAD", ""); resp.ContentLength != int64(len(data)) {
+		t.Errorf("HEAD %s: Content-Length %d, want %d", rel, resp.ContentLength, len(data))
+	}
+	resp, body = get("GET", "bytes=100-")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[100:]) {
+		t.Errorf("GET %s from byte 100: %s, %d bytes, want 206 with %d bytes", rel, resp.Status, len(body), len(data)-100)
+	}
+}
+
+// An upload larger than what the server reads ahead is streamed to disk,
+// up to the upload limit; a larger one is refused and leaves nothing.
+func TestLargeUploads(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 3 << 20
+	url := serve(t, Options{Dir: dir, UploadToken: "tok", MaxUploadSize: limit})
+	put := func(size int) (int, string, string) {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7919 >> 8)
+		}
+		sum := sha256.Sum256(data)
+		name := "nar/" + nixbase32.EncodeToString(sum[:]) + ".nar"
+		code, body := do(t, url, request{"PUT", "/" + name, "Bearer tok", data})
+		return code, body, name
+	}
+	code, body, name := put(limit)
+	if code != http.StatusCreated {
+		t.Fatalf("PUT of %d bytes: %d %s", limit, code, body)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() != limit {
+		t.Errorf("uploaded %s: %v, want %d bytes", name, err, limit)
+	}
+	if code, body, name = put(limit + 1); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT of %d bytes over a %d-byte limit: %d %s, want 413", limit+1, limit, code, body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		t.Errorf("the refused %s was kept", name)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "nar", ".upload-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/kix-project/kix/internal/nix"
 )
 
@@ -20,6 +22,7 @@ type storeBackend struct {
 	paths       nix.HashQuerier
 	key         *nix.SigningKey
 	compression Compression
+	errorLog    func(msg string, err error)
 	narinfos    sync.Map // hash -> servedNarinfo; a valid path's narinfo never changes
 }
 
@@ -41,7 +44,7 @@ func newStoreBackend(opts Options) (*storeBackend, error) {
 	if _, err := ParseCompression(string(comp)); err != nil {
 		return nil, err
 	}
-	return &storeBackend{store: opts.Store, paths: q, key: opts.SigningKey, compression: comp}, nil
+	return &storeBackend{store: opts.Store, paths: q, key: opts.SigningKey, compression: comp, errorLog: opts.ErrorLog}, nil
 }
 
 func (b *storeBackend) narinfo(ctx context.Context, hash string) ([]byte, error) {
@@ -84,41 +87,58 @@ func (b *storeBackend) pathInfo(ctx context.Context, hash string) (*nix.PathInfo
 
 // serveNAR answers nar/<store hash>-<NAR hash>.nar[.xz|.zst] with the NAR
 // serialised from the store, compressed as the extension says.
-func (b *storeBackend) serveNAR(w http.ResponseWriter, r *http.Request, name string) error {
+func (b *storeBackend) serveNAR(ctx *fasthttp.RequestCtx, name string) error {
 	hash, narHash, comp, ok := parseStoreNARName(name)
 	if !ok {
 		return &httpError{http.StatusNotFound, "no such NAR"}
 	}
-	info, err := b.pathInfo(r.Context(), hash)
+	info, err := b.pathInfo(ctx, hash)
 	if err != nil {
 		return err
 	}
 	if info.NarHash != "sha256:"+narHash {
 		return &httpError{http.StatusNotFound, fmt.Sprintf("%s has another NAR hash now (%s)", info.Path, info.NarHash)}
 	}
-	w.Header().Set("Content-Type", "application/x-nix-nar")
+	ctx.Response.Header.SetContentType("application/x-nix-nar")
+	size := -1 // chunked
 	if comp == None {
-		w.Header().Set("Content-Length", fmt.Sprint(info.NarSize))
+		size = int(info.NarSize)
 	}
-	if r.Method == http.MethodHead {
+	if ctx.IsHead() {
+		if size >= 0 {
+			ctx.Response.Header.SetContentLength(size)
+		}
 		return nil
 	}
-	nar, err := b.store.NAR(r.Context(), info.Path)
+	nar, err := b.store.NAR(ctx, info.Path)
 	if err != nil {
 		return err
 	}
-	defer nar.Close()
-	cw, err := comp.writer(w)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(cw, nar); err != nil {
-		return abort(err)
-	}
-	if err := cw.Close(); err != nil {
-		return abort(err)
-	}
+	ctx.Response.SetBodyStream(b.compressed(info.Path, nar, comp), size)
 	return nil
+}
+
+// compressed streams nar through comp. If reading or compressing fails,
+// the stream fails, and the server cuts the connection: the status and
+// part of the body are sent, so the only honest answer left is a
+// truncated download.
+func (b *storeBackend) compressed(path string, nar io.ReadCloser, comp Compression) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		defer nar.Close()
+		cw, err := comp.writer(pw)
+		if err == nil {
+			_, err = io.Copy(cw, nar)
+			if cerr := cw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil && !errors.Is(err, io.ErrClosedPipe) && b.errorLog != nil {
+			b.errorLog("GET NAR of "+path, err)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
 }
 
 // parseStoreNARName splits "<hash>-<narhash>.nar<ext>".

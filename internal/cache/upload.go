@@ -5,20 +5,24 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
+	"github.com/valyala/fasthttp"
 
 	"github.com/kix-project/kix/internal/nix"
 )
@@ -28,25 +32,65 @@ const maxNarinfoUpload = 1 << 20
 
 // authorize checks the upload token: a bearer token, or the password of
 // basic authentication (what Nix sends from a netrc file).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) authorize(ctx *fasthttp.RequestCtx) error {
 	if s.opts.UploadToken == "" {
 		return &httpError{http.StatusForbidden, "uploads are disabled: start kix cache with --upload-token"}
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	auth := string(ctx.Request.Header.Peek("Authorization"))
+	got, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
-		_, got, _ = r.BasicAuth()
+		got = basicPassword(auth)
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.UploadToken)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Basic realm="kix cache"`)
+		ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="kix cache"`)
 		return &httpError{http.StatusUnauthorized, "uploading needs the cache's upload token"}
 	}
 	return nil
 }
 
+// basicPassword is the password of an Authorization: Basic header, or "".
+func basicPassword(auth string) string {
+	enc, ok := strings.CutPrefix(auth, "Basic ")
+	if !ok {
+		return ""
+	}
+	dec, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return ""
+	}
+	_, password, _ := strings.Cut(string(dec), ":")
+	return password
+}
+
+// uploadStall is how long an upload may send nothing before it is dropped.
+const uploadStall = time.Minute
+
+// uploadBody is the body of an upload. One larger than the server reads
+// ahead is streamed from the connection, each read moving the
+// connection's deadline on: an upload takes as long as it keeps moving.
+func uploadBody(ctx *fasthttp.RequestCtx) io.Reader {
+	if r := ctx.RequestBodyStream(); r != nil {
+		return &movingDeadline{r: r, conn: ctx.Conn()}
+	}
+	return bytes.NewReader(ctx.Request.Body())
+}
+
+type movingDeadline struct {
+	r    io.Reader
+	conn net.Conn
+}
+
+func (m *movingDeadline) Read(p []byte) (int, error) {
+	if err := m.conn.SetReadDeadline(time.Now().Add(uploadStall)); err != nil {
+		return 0, err
+	}
+	return m.r.Read(p)
+}
+
 // checkCacheInfoUpload accepts (and ignores) a nix-cache-info upload for
 // this store location: Nix uploads one to a cache that has none.
-func checkCacheInfoUpload(r *http.Request) error {
-	info, err := nix.ParseCacheInfo(io.LimitReader(r.Body, 64<<10))
+func checkCacheInfoUpload(body io.Reader) error {
+	info, err := nix.ParseCacheInfo(io.LimitReader(body, 64<<10))
 	if err != nil {
 		return badRequestf("%v", err)
 	}
@@ -65,7 +109,7 @@ var narFileName = regexp.MustCompile(`^([0-9a-df-np-sv-z]{52})\.nar(\.[a-z0-9]{1
 
 // putNAR writes an uploaded NAR file under a temporary name and renames it
 // into place once its SHA-256 is the hash its name says.
-func (b *dirBackend) putNAR(r *http.Request, name string) error {
+func (b *dirBackend) putNAR(body io.Reader, name string) error {
 	m := narFileName.FindStringSubmatch(name)
 	if m == nil {
 		return badRequestf("NAR file name %q: want <nixbase32 sha256>.nar[.<compression>]", name)
@@ -78,7 +122,7 @@ func (b *dirBackend) putNAR(r *http.Request, name string) error {
 		// Its narinfo would be refused, unverified, after the upload.
 		return badRequestf("NAR file name %q: kix verifies NARs compressed with xz, zstd, bzip2 or gzip, or not at all (nix copy --to '...?compression=zstd')", name)
 	}
-	tmp, err := b.receive(r, filepath.Join(b.dir, "nar"), b.maxUpload, func(sum []byte) error {
+	tmp, err := receive(body, "nar/"+name, filepath.Join(b.dir, "nar"), b.maxUpload, func(sum []byte) error {
 		if !bytes.Equal(sum, want) {
 			return badRequestf("nar/%s: the file's sha256 is %s", name, nixbase32.EncodeToString(sum))
 		}
@@ -90,10 +134,11 @@ func (b *dirBackend) putNAR(r *http.Request, name string) error {
 	return commit(tmp, filepath.Join(b.dir, "nar", name))
 }
 
-// receive writes the request body to a new hidden file in dir, at most
-// limit bytes, synced, and calls check with its SHA-256. On error nothing is
-// left; otherwise the caller renames or removes the returned file.
-func (b *dirBackend) receive(r *http.Request, dir string, limit int64, check func(sum []byte) error) (_ string, err error) {
+// receive writes the upload what, read from body, to a new hidden file in
+// dir, at most limit bytes, synced, and calls check with its SHA-256. On
+// error nothing is left; otherwise the caller renames or removes the
+// returned file.
+func receive(body io.Reader, what, dir string, limit int64, check func(sum []byte) error) (_ string, err error) {
 	f, err := os.CreateTemp(dir, ".upload-*")
 	if err != nil {
 		return "", err
@@ -105,12 +150,12 @@ func (b *dirBackend) receive(r *http.Request, dir string, limit int64, check fun
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r.Body, limit+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, limit+1))
 	if err != nil {
-		return "", fmt.Errorf("receiving %s: %w", r.URL.Path, err)
+		return "", fmt.Errorf("receiving %s: %w", what, err)
 	}
 	if n > limit {
-		return "", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is larger than %d bytes", r.URL.Path, limit)}
+		return "", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is larger than %d bytes", what, limit)}
 	}
 	if err := check(h.Sum(nil)); err != nil {
 		return "", err
@@ -137,10 +182,10 @@ func commit(tmp, name string) error {
 // putNarinfo accepts a narinfo whose NAR is in the folder and verifies,
 // and whose references are all in the cache; it is signed if the server
 // has a key, and renamed into place.
-func (b *dirBackend) putNarinfo(r *http.Request, hash string) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxNarinfoUpload+1))
+func (b *dirBackend) putNarinfo(body io.Reader, hash string) error {
+	data, err := io.ReadAll(io.LimitReader(body, maxNarinfoUpload+1))
 	if err != nil {
-		return fmt.Errorf("receiving %s: %w", r.URL.Path, err)
+		return fmt.Errorf("receiving %s.narinfo: %w", hash, err)
 	}
 	if len(data) > maxNarinfoUpload {
 		return &httpError{http.StatusRequestEntityTooLarge, "narinfo larger than 1 MiB"}
@@ -158,8 +203,7 @@ func (b *dirBackend) putNarinfo(r *http.Request, hash string) error {
 		}
 		data = []byte(ni.String())
 	}
-	tmp, err := b.receive(&http.Request{URL: r.URL, Body: io.NopCloser(bytes.NewReader(data))}, b.dir, maxNarinfoUpload,
-		func([]byte) error { return nil })
+	tmp, err := receive(bytes.NewReader(data), hash+".narinfo", b.dir, maxNarinfoUpload, func([]byte) error { return nil })
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -131,7 +129,6 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 		return err
 	}
 	serverGC()
-	srv := &http.Server{Handler: withOps(h, nil), ReadHeaderTimeout: 10 * time.Second}
 	what := "the local store"
 	if opts.Dir != "" {
 		what = opts.Dir
@@ -143,7 +140,7 @@ func cacheRun(ctx context.Context, opts *CacheOptions) error {
 	if opts.ready != nil {
 		opts.ready(ln.Addr().String())
 	}
-	return serveUntilDone(ctx, srv, func() error { return srv.Serve(ln) })
+	return serveUntilDone(ctx, func() error { return h.Serve(ln) }, h.Shutdown)
 }
 
 // CacheKeygenOptions are the flags of `kix cache keygen`.

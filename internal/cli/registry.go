@@ -116,12 +116,12 @@ func registryRun(ctx context.Context, opts *RegistryOptions) error {
 	if opts.ready != nil {
 		opts.ready(ln.Addr().String())
 	}
-	return serveUntilDone(ctx, srv, func() error {
+	return serveUntilDone(ctx, func() error {
 		if opts.TLSCertFile != "" {
 			return srv.ServeTLS(ln, opts.TLSCertFile, opts.TLSKeyFile)
 		}
 		return srv.Serve(ln)
-	})
+	}, srv.Shutdown)
 }
 
 func (opts *RegistryOptions) auth() (registry.Authenticator, error) {

@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// serveUntilDone runs serve (srv's Serve or ServeTLS on its listener) until
-// it fails or ctx ends, then shuts srv down, giving requests in flight ten
-// seconds to finish.
-func serveUntilDone(ctx context.Context, srv *http.Server, serve func() error) error {
+// serveUntilDone runs serve (a server's Serve or ServeTLS on its listener)
+// until it fails or ctx ends, then shuts the server down, giving requests
+// in flight ten seconds to finish.
+func serveUntilDone(ctx context.Context, serve func() error, shutdown func(context.Context) error) error {
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	select {
@@ -21,9 +21,9 @@ func serveUntilDone(ctx context.Context, srv *http.Server, serve func() error) e
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := shutdown(grace); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
