@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -107,16 +109,15 @@ func (s *Store) fetch(ctx context.Context, storePath string) error {
 	if s.has(storePath) {
 		return nil
 	}
-	work, err := os.MkdirTemp(s.tmpDir(), "fetch-")
-	if err != nil {
-		return err
-	}
-	defer removeAll(work)
-	unpacked := filepath.Join(work, nix.BaseName(storePath))
+	// Unpacked under a name of its own in tmp/, not in a folder made for
+	// it: one inode fewer to allocate and remove per path. unpackNAR
+	// creates the top entry exclusively.
+	unpacked := filepath.Join(s.tmpDir(), "fetch-"+strconv.FormatUint(rand.Uint64(), 36)+"-"+nix.BaseName(storePath))
+	defer removeAll(unpacked)
 	if err := s.caches.ReadNAR(ctx, storePath, func(r io.Reader) error { return unpackNAR(r, unpacked) }); err != nil {
 		return err
 	}
-	err = unix.Renameat2(unix.AT_FDCWD, unpacked, unix.AT_FDCWD, s.Path(storePath), unix.RENAME_NOREPLACE)
+	err := unix.Renameat2(unix.AT_FDCWD, unpacked, unix.AT_FDCWD, s.Path(storePath), unix.RENAME_NOREPLACE)
 	if errors.Is(err, fs.ErrExist) {
 		return nil // fetched by someone else meanwhile: same bytes
 	}
