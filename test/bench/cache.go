@@ -20,8 +20,8 @@ import (
 )
 
 const (
-	fetchRuns      = 5
-	loadRounds     = 3
+	fetchRuns      = 7
+	loadRounds     = 5
 	loadClients    = 32
 	loadDuration   = 5 * time.Second
 	narinfoGoalRPS = 1.0 // kix / nginx
@@ -175,12 +175,19 @@ func nixCopyFrom(ctx context.Context, work string, i int, url, public, root stri
 
 // alternate runs a and b n times each, taking turns so that neither
 // gets the machine in a better state (a page cache written back, a warmer
-// CPU), and returns their times. Dirty pages are written back before each
+// CPU), and returns their times. The one that goes first changes every
+// round (a b, b a, a b, ...), so a machine that speeds up or slows down
+// over the runs favours neither. Dirty pages are written back before each
 // run, so no run pays for the one before it.
 func alternate(n int, a, b func(i int) error) ([2][]time.Duration, error) {
 	var times [2][]time.Duration
 	for i := range n {
-		for j, f := range []func(int) error{a, b} {
+		order := []int{0, 1}
+		if i%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, j := range order {
+			f := []func(int) error{a, b}[j]
 			syscall.Sync()
 			start := time.Now()
 			if err := f(i); err != nil {
