@@ -50,7 +50,7 @@
 // NodeUnpublishVolume unmounts T, removes it, removes the view if nothing
 // else mounts it, and asks for a garbage collection: store paths that no
 // volume's closure holds are deleted, so the space is freed once the last
-// pod using them is gone. Views left unmounted and temporary folders (a
+// pod using them is gone. Views left unmounted and whatever tmp/ holds (a
 // crash mid-publish) are removed by the same collection, which also runs at
 // start.
 //
