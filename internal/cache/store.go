@@ -110,7 +110,9 @@ func (b *storeBackend) serveNAR(ctx *fasthttp.RequestCtx, name string) error {
 		}
 		return nil
 	}
-	nar, err := b.store.NAR(ctx, info.Path)
+	// The NAR is read after the handler returns, when fasthttp has taken
+	// the RequestCtx back: it gets a context of its own.
+	nar, err := b.store.NAR(context.Background(), info.Path)
 	if err != nil {
 		return err
 	}
