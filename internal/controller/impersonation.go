@@ -76,7 +76,7 @@ func serviceAccountUser(inst *v1alpha1.Installation, defaultName string) (string
 		return "", nil
 	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return "", &conditionError{ReasonInvalidServiceAccount, fmt.Sprintf("service account %q is not a service account's name: %s", name, strings.Join(errs, "; "))}
+		return "", &conditionError{reason: ReasonInvalidServiceAccount, msg: fmt.Sprintf("service account %q is not a service account's name: %s", name, strings.Join(errs, "; "))}
 	}
 	return serviceaccount.MakeUsername(inst.Namespace, name), nil
 }

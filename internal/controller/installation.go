@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/kix-project/kix/internal/catalog"
 	"github.com/kix-project/kix/internal/deploy"
 	"github.com/kix-project/kix/internal/eval"
+	"github.com/kix-project/kix/internal/nix"
 )
 
 // Reasons of Installation conditions.
@@ -95,7 +97,11 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if err != nil {
 		var cond *conditionError
-		if errors.As(err, &cond) {
+		if errors.As(err, &cond) && cond.retry {
+			// Said in the status, and retried with back-off.
+			return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, cond.reason, cond.Error()))
+		}
+		if cond != nil {
 			// Not worth retrying until the spec or the catalogue changes;
 			// both are watched.
 			return ctrl.Result{}, r.notReady(ctx, &inst, cond.reason, cond.Error())
@@ -125,10 +131,13 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{RequeueAfter: r.Resync}, r.applied(ctx, &inst, block, inv, cs)
 }
 
-// conditionError is a failure the spec or the catalogue must fix.
+// conditionError is a failure the status reports: one the spec or the
+// catalogue must fix, or, if retry is set, one that may pass if tried
+// again.
 type conditionError struct {
 	reason string
 	msg    string
+	retry  bool
 }
 
 func (e *conditionError) Error() string { return e.msg }
@@ -145,13 +154,13 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	// Only a published block of exactly this name and version: not another
 	// tenant's customisation, nor a block whose object name merely collides.
 	if err != nil || published.Spec.Owner != nil || published.Spec.Block != inst.Spec.Block || published.Spec.Version != inst.Spec.Version {
-		return nil, &conditionError{ReasonBlockNotFound, fmt.Sprintf("the catalogue has no block %s version %s (kubectl get buildingblocks lists it)", inst.Spec.Block, inst.Spec.Version)}
+		return nil, &conditionError{reason: ReasonBlockNotFound, msg: fmt.Sprintf("the catalogue has no block %s version %s (kubectl get buildingblocks lists it)", inst.Spec.Block, inst.Spec.Version)}
 	}
 	if inst.Spec.Values == nil || len(inst.Spec.Values.Raw) == 0 {
 		return &published, nil
 	}
 	if published.Spec.Source == nil {
-		return nil, &conditionError{ReasonNotCustomizable, fmt.Sprintf("block %s version %s takes no values", inst.Spec.Block, inst.Spec.Version)}
+		return nil, &conditionError{reason: ReasonNotCustomizable, msg: fmt.Sprintf("block %s version %s takes no values", inst.Spec.Block, inst.Spec.Version)}
 	}
 	ownName := tenantBlockName(inst, name)
 	var own v1alpha1.BuildingBlock
@@ -167,7 +176,7 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 	}
 	manifests, err := catalog.Customize(ctx, *published.Spec.Source, inst.Spec.Values.Raw)
 	if err != nil {
-		return nil, &conditionError{ReasonCustomizeFailed, fmt.Sprintf("customising %s with the values: %v", name, err)}
+		return nil, &conditionError{reason: ReasonCustomizeFailed, msg: fmt.Sprintf("customising %s with the values: %v", name, err), retry: transient(err)}
 	}
 	own.Name = ownName
 	own.Labels = map[string]string{
@@ -200,6 +209,23 @@ func (r *InstallationReconciler) block(ctx context.Context, inst *v1alpha1.Insta
 // shortened if that is longer than an object's name may be.
 func inventoryName(inst *v1alpha1.Installation) string {
 	return shorten("kix-installation-"+inst.Name, validation.DNS1123SubdomainMaxLength)
+}
+
+// transient reports whether a failed customisation may pass if tried
+// again: Nix could not start, was stopped (a deadline), or was killed by a
+// signal (the OOM killer), rather than exiting with an evaluation error,
+// which the same values and source would meet again.
+func transient(err error) bool {
+	var notStarted *exec.Error
+	var failed *nix.CommandError
+	var exit *exec.ExitError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &notStarted):
+		return true
+	case errors.As(err, &failed) && errors.As(failed.Err, &exit):
+		return exit.ExitCode() < 0
+	}
+	return false
 }
 
 // tenantBlockName names an Installation's own customisation of a block:

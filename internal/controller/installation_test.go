@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -391,6 +392,33 @@ func TestInstallationApplyFailureBacksOff(t *testing.T) {
 	if _, err := configMap(t, ns, "broken-settings"); !apierrors.IsNotFound(err) {
 		t.Errorf("broken-settings half-applied: %v", err)
 	}
+}
+
+// A customisation that fails for a reason of the moment (here Nix cannot
+// be started) is said in the status and retried with back-off, unlike
+// values the block refuses; once Nix runs again, it applies.
+func TestInstallationCustomizeRetriedWhenNixCannotRun(t *testing.T) {
+	cl, ns := startInstallations(t)
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", t.TempDir()) // no nix
+	if err := cl.Create(context.Background(), newInstallation(ns, "later", "fussy", "0.1", `{"size":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	inst := waitReady(t, ns, "later", metav1.ConditionFalse, ReasonCustomizeFailed)
+	if c := readyCondition(inst.Status.Conditions); !strings.Contains(c.Message, "running nix") {
+		t.Errorf("message %q does not say nix could not run", c.Message)
+	}
+	_, err := reconcileByHand(t, ns, "later")
+	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
+		_, err = reconcileByHand(t, ns, "later")
+	}
+	if err == nil || !strings.Contains(err.Error(), "running nix") {
+		t.Errorf("reconcile while nix cannot run returned %v; want its error, for a backed-off retry", err)
+	}
+	nothingApplied(t, ns, "later")
+	os.Setenv("PATH", path)
+	// The manager's next retry, after its back-off, applies it.
+	waitReady(t, ns, "later", metav1.ConditionTrue, ReasonApplied)
 }
 
 // Two Installations of one namespace that apply the same objects do not
