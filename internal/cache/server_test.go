@@ -25,9 +25,17 @@ type request struct {
 
 func do(t *testing.T, base string, r request) (int, string) {
 	t.Helper()
+	resp, data := doRaw(t, base, r, nil)
+	return resp.StatusCode, string(data)
+}
+
+// doRaw makes a request with extra headers and returns the response, its
+// body read.
+func doRaw(t *testing.T, base string, r request, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
 	var body io.Reader
 	if r.body != nil {
-		body = strings.NewReader(string(r.body))
+		body = bytes.NewReader(r.body)
 	}
 	req, err := http.NewRequest(r.method, base+r.path, body)
 	if err != nil {
@@ -36,13 +44,19 @@ func do(t *testing.T, base string, r request) (int, string) {
 	if r.auth != "" {
 		req.Header.Set("Authorization", r.auth)
 	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
 }
 
 func TestStoreProtocol(t *testing.T) {
@@ -231,26 +245,14 @@ func TestFolderNARRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel, _ := filepath.Rel(src.Dir, file)
-	url := serve(t, Options{Dir: src.Dir}) + "/" + rel
+	url := serve(t, Options{Dir: src.Dir})
 	get := func(method, rng string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var header map[string]string
 		if rng != "" {
-			req.Header.Set("Range", rng)
+			header = map[string]string{"Range": rng}
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, body
+		return doRaw(t, url, request{method: method, path: "/" + rel}, header)
 	}
 	resp, body := get("GET", "")
 	if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Content-Type") != "application/x-nix-nar" {

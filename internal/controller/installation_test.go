@@ -311,6 +311,17 @@ func reconcileByHand(t *testing.T, ns, name string) (ctrl.Result, error) {
 	return r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 }
 
+// reconcileByHandPastConflicts is reconcileByHand, tried again on a
+// conflict: the manager's own retries may write the status meanwhile.
+func reconcileByHandPastConflicts(t *testing.T, ns, name string) error {
+	t.Helper()
+	_, err := reconcileByHand(t, ns, name)
+	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
+		_, err = reconcileByHand(t, ns, name)
+	}
+	return err
+}
+
 // nothingApplied checks the Installation applied no object and made no
 // inventory.
 func nothingApplied(t *testing.T, ns, name string) {
@@ -379,12 +390,8 @@ func TestInstallationApplyFailureBacksOff(t *testing.T) {
 		t.Errorf("message %q does not name the kind", c.Message)
 	}
 	// An error goes back to controller-runtime, whose rate limiter retries
-	// with a growing back-off. (The controller's own retries may write the
-	// status meanwhile: a conflict is tried again.)
-	_, err := reconcileByHand(t, ns, "broken")
-	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
-		_, err = reconcileByHand(t, ns, "broken")
-	}
+	// with a growing back-off.
+	err := reconcileByHandPastConflicts(t, ns, "broken")
 	if err == nil || !strings.Contains(err.Error(), "NoSuchKind") {
 		t.Errorf("reconcile of a block the cluster refuses returned %v; want its error, for a backed-off retry", err)
 	}
@@ -408,10 +415,7 @@ func TestInstallationCustomizeRetriedWhenNixCannotRun(t *testing.T) {
 	if c := readyCondition(inst.Status.Conditions); !strings.Contains(c.Message, "running nix") {
 		t.Errorf("message %q does not say nix could not run", c.Message)
 	}
-	_, err := reconcileByHand(t, ns, "later")
-	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
-		_, err = reconcileByHand(t, ns, "later")
-	}
+	err := reconcileByHandPastConflicts(t, ns, "later")
 	if err == nil || !strings.Contains(err.Error(), "running nix") {
 		t.Errorf("reconcile while nix cannot run returned %v; want its error, for a backed-off retry", err)
 	}
