@@ -29,20 +29,16 @@ func serveUntilDone(ctx context.Context, serve func() error, shutdown func(conte
 	return nil
 }
 
-// withOps serves /healthz, and /metrics if there are metrics, beside h. It
-// does not use http.ServeMux, which would clean and redirect paths
-// (/v2/../x) before the server behind could reject them with its
-// protocol's errors.
+// withOps serves /healthz and /metrics beside h. It does not use
+// http.ServeMux, which would clean and redirect paths (/v2/../x) before the
+// server behind could reject them with its protocol's errors.
 func withOps(h http.Handler, metrics *prometheus.Registry) http.Handler {
-	var metricsHandler http.Handler
-	if metrics != nil {
-		metricsHandler = promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})
-	}
+	metricsHandler := promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/healthz":
+		switch r.URL.Path {
+		case "/healthz":
 			_, _ = w.Write([]byte("ok\n"))
-		case r.URL.Path == "/metrics" && metricsHandler != nil:
+		case "/metrics":
 			metricsHandler.ServeHTTP(w, r)
 		default:
 			h.ServeHTTP(w, r)
