@@ -116,12 +116,17 @@ func writeFile(p string, r io.Reader, executable bool, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(f, r, buf); err != nil {
+	// Through buf, not f's ReadFrom: that would copy through a buffer of
+	// its own, 32 KiB per file and per write.
+	if _, err := io.CopyBuffer(onlyWriter{f}, r, buf); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
+
+// onlyWriter hides any ReadFrom method of its Writer from io.CopyBuffer.
+type onlyWriter struct{ io.Writer }
 
 func setStoreTime(p string) error {
 	return unix.Lutimes(p, []unix.Timeval{storeTime, storeTime})
