@@ -262,8 +262,11 @@ func narinfoHashes(dir string) ([]string, error) {
 }
 
 // startNginx serves dir with nginx on serverCPU, configured as one would
-// for a static binary cache (one worker for its one core), and returns its
-// URL and how to stop it.
+// for a static binary cache, and returns its URL and how to stop it. The
+// configuration is nginx's fastest here for files of a few hundred bytes:
+// one worker for its one core, open files cached, and sendfile off (one
+// write per answer beats sendfile's header write, sendfile and two
+// TCP_CORK calls by about 6% on this load).
 func startNginx(ctx context.Context, tools narinfoTools, work, dir string) (string, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
@@ -295,8 +298,7 @@ error_log PREFIX/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  sendfile on;
-  tcp_nopush on;
+  sendfile off;
   keepalive_requests 1000000;
   open_file_cache max=10000 inactive=60s;
   client_body_temp_path PREFIX/body;
