@@ -2,8 +2,11 @@ package sbom
 
 import (
 	"fmt"
-	"math"
 	"strings"
+
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
 )
 
 // Severity is a qualitative rating of a vulnerability, from its CVSS base
@@ -57,71 +60,36 @@ func SeverityOf(score float64) Severity {
 	return SeverityNone
 }
 
-// cvss3Weights are the CVSS v3.x base metric values.
-var cvss3Weights = map[string]map[string]float64{
-	"AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-	"AC": {"L": 0.77, "H": 0.44},
-	"PR": {"N": 0.85, "L": 0.62, "H": 0.27},
-	"UI": {"N": 0.85, "R": 0.62},
-	"C":  {"H": 0.56, "L": 0.22, "N": 0},
-	"I":  {"H": 0.56, "L": 0.22, "N": 0},
-	"A":  {"H": 0.56, "L": 0.22, "N": 0},
-}
-
-// CVSS3BaseScore computes the base score of a CVSS v3.0 or v3.1 vector
-// ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" is 9.8) with the
-// specification's formula.
-func CVSS3BaseScore(vector string) (float64, error) {
-	parts := strings.Split(vector, "/")
-	if len(parts) == 0 || (parts[0] != "CVSS:3.0" && parts[0] != "CVSS:3.1") {
-		return 0, fmt.Errorf("%q is not a CVSS v3 vector", vector)
-	}
-	m := map[string]string{}
-	for _, p := range parts[1:] {
-		k, v, ok := strings.Cut(p, ":")
-		if !ok {
-			return 0, fmt.Errorf("CVSS vector %q: malformed metric %q", vector, p)
+// CVSSBaseScore computes the base score of a CVSS v3.0, v3.1 or v4.0
+// vector with its specification's formula (v4.0's is a lookup of the
+// vector's macro vector, refined by its distance from the highest-severity
+// vectors there): "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" is 9.8,
+// "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" 9.3.
+func CVSSBaseScore(vector string) (float64, error) {
+	version, _, _ := strings.Cut(vector, "/")
+	var score float64
+	var err error
+	switch version {
+	case "CVSS:3.0":
+		var v *gocvss30.CVSS30
+		if v, err = gocvss30.ParseVector(vector); err == nil {
+			score = v.BaseScore()
 		}
-		m[k] = v
-	}
-	w := map[string]float64{}
-	for metric, values := range cvss3Weights {
-		v, ok := values[m[metric]]
-		if !ok {
-			return 0, fmt.Errorf("CVSS vector %q: missing or unknown %s", vector, metric)
+	case "CVSS:3.1":
+		var v *gocvss31.CVSS31
+		if v, err = gocvss31.ParseVector(vector); err == nil {
+			score = v.BaseScore()
 		}
-		w[metric] = v
+	case "CVSS:4.0":
+		var v *gocvss40.CVSS40
+		if v, err = gocvss40.ParseVector(vector); err == nil {
+			score = v.Score()
+		}
+	default:
+		return 0, fmt.Errorf("%q is not a CVSS v3 or v4 vector", vector)
 	}
-	changed := m["S"] == "C"
-	if !changed && m["S"] != "U" {
-		return 0, fmt.Errorf("CVSS vector %q: missing or unknown S", vector)
+	if err != nil {
+		return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
 	}
-	if changed && m["PR"] == "L" {
-		w["PR"] = 0.68
-	} else if changed && m["PR"] == "H" {
-		w["PR"] = 0.5
-	}
-	iss := 1 - (1-w["C"])*(1-w["I"])*(1-w["A"])
-	impact := 6.42 * iss
-	if changed {
-		impact = 7.52*(iss-0.029) - 3.25*math.Pow(iss-0.02, 15)
-	}
-	if impact <= 0 {
-		return 0, nil
-	}
-	exploitability := 8.22 * w["AV"] * w["AC"] * w["PR"] * w["UI"]
-	if changed {
-		return roundUp(math.Min(1.08*(impact+exploitability), 10)), nil
-	}
-	return roundUp(math.Min(impact+exploitability, 10)), nil
-}
-
-// roundUp is CVSS v3.1's Roundup: the smallest one-decimal number at or
-// above x, computed so that floating-point noise does not round 4.0 to 4.1.
-func roundUp(x float64) float64 {
-	i := math.Round(x * 100000)
-	if math.Mod(i, 10000) == 0 {
-		return i / 100000
-	}
-	return (math.Floor(i/10000) + 1) / 10
+	return score, nil
 }

@@ -83,8 +83,8 @@
 //     vendor), with the versionStart/End bounds.
 //
 // Versions compare as Nix's builtins.compareVersions does. Severity comes
-// from the CVSS base score (NVD: the newest CVSS version given; OSV: a
-// CVSS v3 vector is scored with the specification's formula), rated
+// from the CVSS base score (NVD: the newest CVSS version given; OSV: the
+// highest of its CVSS v3 and v4 vectors, scored by go-cvss), rated
 // none/low/medium/high/critical, or "unknown" without one. Records of one
 // vulnerability under several ids (an OSV record aliasing a CVE) make one
 // finding under its CVE id. A finding is suppressed, not reported, when a

@@ -83,14 +83,15 @@ func parseOSV(data []byte) (*Advisory, error) {
 	return a, nil
 }
 
-// osvSeverityOf takes the highest CVSS v3 score the record gives (computed
-// from the vector, or given as a number), else its database's rating.
+// osvSeverityOf takes the highest CVSS v3 or v4 score the record gives
+// (computed from the vector, or given as a number), else its database's
+// rating.
 func osvSeverityOf(r osvRecord) (float64, Severity) {
 	best := -1.0
 	for _, s := range r.Severity {
 		score, err := strconv.ParseFloat(s.Score, 64)
 		if err != nil {
-			score, err = CVSS3BaseScore(s.Score)
+			score, err = CVSSBaseScore(s.Score)
 		}
 		if err == nil && score > best {
 			best = score

@@ -105,7 +105,7 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
-func TestCVSS3BaseScore(t *testing.T) {
+func TestCVSSBaseScore(t *testing.T) {
 	for vector, want := range map[string]float64{
 		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H": 9.8,
 		"CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N": 6.1,
@@ -113,16 +113,36 @@ func TestCVSS3BaseScore(t *testing.T) {
 		"CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N": 5.9,
 		"CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H": 9.9,
 		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N": 0,
+		// CVSS v4.0: the FIRST calculator's scores.
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N": 9.3,
+		"CVSS:4.0/AV:L/AC:L/AT:N/PR:L/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N": 8.5,
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N": 0,
 	} {
-		got, err := CVSS3BaseScore(vector)
+		got, err := CVSSBaseScore(vector)
 		if err != nil || got != want {
-			t.Errorf("CVSS3BaseScore(%s) = %v, %v; want %v", vector, got, err, want)
+			t.Errorf("CVSSBaseScore(%s) = %v, %v; want %v", vector, got, err, want)
 		}
 	}
-	for _, bad := range []string{"CVSS:2.0/AV:N", "CVSS:3.1/AV:N/AC:L", "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"} {
-		if _, err := CVSS3BaseScore(bad); err == nil {
-			t.Errorf("CVSS3BaseScore(%s) did not fail", bad)
+	for _, bad := range []string{
+		"CVSS:2.0/AV:N", "AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:3.1/AV:N/AC:L",
+		"CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS:4.0/AV:N/AC:L",
+	} {
+		if _, err := CVSSBaseScore(bad); err == nil {
+			t.Errorf("CVSSBaseScore(%s) did not fail", bad)
 		}
+	}
+}
+
+// An OSV record that rates itself with a CVSS v4 vector alone is rated
+// by it, not left unknown.
+func TestOSVSeverityFromCVSS4(t *testing.T) {
+	r := osvRecord{Severity: []osvSeverity{{Type: "CVSS_V4", Score: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}}}
+	if score, sev := osvSeverityOf(r); score != 9.3 || sev != SeverityCritical {
+		t.Errorf("osvSeverityOf = %v, %s; want 9.3, critical", score, sev)
+	}
+	r.Severity = append(r.Severity, osvSeverity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"})
+	if score, _ := osvSeverityOf(r); score != 9.3 {
+		t.Errorf("osvSeverityOf with a lower v3 score too = %v; want the higher, 9.3", score)
 	}
 }
 
