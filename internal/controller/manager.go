@@ -167,10 +167,24 @@ func (r *InstallationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.Installation{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Watches(&v1alpha1.BuildingBlock{}, handler.EnqueueRequestsFromMapFunc(r.installationsOfBlock))
 	for _, gvk := range watchedKinds {
-		b = b.WatchesMetadata(metadataOf(gvk), handler.EnqueueRequestsFromMapFunc(r.ownerInstallation))
+		var opts []builder.WatchesOption
+		if gvk.Group == appsv1.GroupName {
+			opts = append(opts, builder.WithPredicates(workloadDrift))
+		}
+		b = b.WatchesMetadata(metadataOf(gvk), handler.EnqueueRequestsFromMapFunc(r.ownerInstallation), opts...)
 	}
 	return b.Named("installation").Complete(r)
 }
+
+// workloadDrift lets through the changes to an owned Deployment,
+// StatefulSet or DaemonSet that can undo what its Installation applied: a
+// new generation (the spec changed), labels, annotations, deletion. Their
+// status changes with every rollout and scaling step, and each change
+// would otherwise apply the whole Installation again. The other watched
+// kinds have no generation to tell spec from status (or no status), so all
+// their changes count.
+var workloadDrift = predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
+	predicate.AnnotationChangedPredicate{}, deletionStarted)
 
 // deletionStarted lets an Installation's deletion through.
 var deletionStarted = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
