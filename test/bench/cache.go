@@ -40,16 +40,13 @@ const (
 //
 // The two contenders take turns, and the medians are compared.
 func benchCache(ctx context.Context, cfg benchConfig) error {
-	var tools narinfoTools
-	var err error
-	for _, t := range []struct {
-		path  *string
-		names []string
-	}{{&tools.nginx, []string{"nginx", "/usr/sbin/nginx"}}, {&tools.wrk, []string{"wrk"}}, {&tools.taskset, []string{"taskset"}}} {
-		if *t.path, err = findTool(t.names...); err != nil {
-			return err
-		}
+	nginx, errNginx := findTool("nginx", "/usr/sbin/nginx")
+	wrk, errWrk := findTool("wrk")
+	taskset, errTaskset := findTool("taskset")
+	if err := errors.Join(errNginx, errWrk, errTaskset); err != nil {
+		return err
 	}
+	tools := narinfoTools{nginx: nginx, wrk: wrk, taskset: taskset}
 	if runtime.NumCPU() < 2 {
 		return errors.New("the cache benchmark needs 2 CPUs: one for the server, one for the load")
 	}
