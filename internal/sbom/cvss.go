@@ -63,8 +63,9 @@ func SeverityOf(score float64) Severity {
 // CVSSBaseScore computes the base score of a CVSS v3.0, v3.1 or v4.0
 // vector with its specification's formula (v4.0's is a lookup of the
 // vector's macro vector, refined by its distance from the highest-severity
-// vectors there): "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" is 9.8,
-// "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" 9.3.
+// vectors there; v4.0 scores the metrics the vector gives, which in an
+// advisory are the base metrics): "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+// is 9.8, "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" 9.3.
 func CVSSBaseScore(vector string) (float64, error) {
 	version, _, _ := strings.Cut(vector, "/")
 	var score float64
