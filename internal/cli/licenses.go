@@ -27,8 +27,9 @@ func NewCmdLicenses(streams IOStreams) *cobra.Command {
 		Use:   "licenses TARGET | -f FILE.nix [-A ATTR] [--policy FILE]",
 		Short: "List the licences in a closure and check them against a policy",
 		Long: `List each store path's licences (SPDX ids, from the packages' meta.license; a
-licence without an SPDX id becomes LicenseRef-nixpkgs-<shortName>) and, with
---policy, check them:
+licence without an SPDX id becomes LicenseRef-nixpkgs-<shortName>, and so does
+one given as a string, unless it is an SPDX id in any case: "mit" is MIT) and,
+with --policy, check them:
 
   deny: [AGPL-*, LicenseRef-nixpkgs-unfree]   # patterns (* ? [..]), any case
   allow: [MIT, Apache-2.0, "GPL-*", "LGPL-*"] # optional: only these pass

@@ -416,6 +416,25 @@ func TestLicensesCommand(t *testing.T) {
 	if code != exitFindings || !strings.Contains(stderr, "unfree-blob 1.0") {
 		t.Errorf("deny unfree: exit %d\n%s", code, stderr)
 	}
+
+	// Licences given as strings: "unfree" is denied as the licence attrs
+	// are, and "mit" is SPDX's MIT.
+	supplyChainFixture(t, "legacy-licences")
+	code, _, stderr = run(t, "licenses", "-f", sbomNixFile(), "-A", "legacy-licences", "--policy", unfree)
+	if code != exitFindings || !strings.Contains(stderr, "legacy-licences 1.0") {
+		t.Errorf("deny unfree, given as a string: exit %d\n%s", code, stderr)
+	}
+	code, out, stderr = run(t, "licenses", "-f", sbomNixFile(), "-A", "legacy-licences", "--policy", allow, "-o", "json")
+	if code != exitFindings {
+		t.Errorf("allow MIT, given unfree too: exit %d, want 1\n%s%s", code, out, stderr)
+	}
+	report = licenseReport{}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Components) != 1 || !slices.Equal(report.Components[0].Licenses, []string{"LicenseRef-nixpkgs-unfree", "MIT"}) {
+		t.Errorf("string licences: %+v", report.Components)
+	}
 }
 
 // -A names the output the value stands for, as nix-build links it:

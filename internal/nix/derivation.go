@@ -109,7 +109,7 @@ type Package struct {
 	DrvPath     string            `json:"drvPath"`
 	Outputs     map[string]string `json:"outputs"`    // output name -> store path
 	OutputName  string            `json:"outputName"` // the output the value stands for (pkg.dev: "dev"), as nix-build links it
-	Licenses    []string          `json:"licenses"`   // SPDX ids; LicenseRef-nixpkgs-<shortName> for others
+	Licenses    []string          `json:"licenses"`   // SPDX ids; LicenseRef-nixpkgs-<shortName, or the string given> for others
 	Homepage    string            `json:"homepage"`   // the first, if meta.homepage is a list
 	Description string            `json:"description"`
 	CPE         string            `json:"cpe"` // meta.identifiers.cpe, or meta.cpe
@@ -211,7 +211,8 @@ let
     if builtins.isList l then builtins.concatMap licenseIds l
     else if builtins.isAttrs l then
       [ (if l ? spdxId then l.spdxId else "LicenseRef-nixpkgs-" + (l.shortName or "unknown")) ]
-    else if builtins.isString l then [ l ]
+    else if builtins.isString l then
+      [ (if builtins.substring 0 11 l == "LicenseRef-" then l else "LicenseRef-nixpkgs-" + l) ]
     else [ ];
   info = attr: v:
     let m = v.meta or { }; in {

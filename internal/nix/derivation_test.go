@@ -122,9 +122,11 @@ func TestEvalPackages(t *testing.T) {
 	licences := map[string][]string{
 		"agpl-tool":   {"AGPL-3.0-only"},
 		"unfree-blob": {"LicenseRef-nixpkgs-unfree"},
-		"app":         {"MIT"},
-		"app-unfree":  {},
-		"busybox":     {"GPL-2.0-only"},
+		// Strings, not licence attrs: nixpkgs short names as they are.
+		"legacy-licences": {"LicenseRef-nixpkgs-mit", "LicenseRef-nixpkgs-unfree"},
+		"app":             {"MIT"},
+		"app-unfree":      {},
+		"busybox":         {"GPL-2.0-only"},
 	}
 	for attr, want := range licences {
 		p := byAttr[attr]

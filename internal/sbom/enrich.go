@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
 	"github.com/package-url/packageurl-go"
 
 	"github.com/kix-project/kix/internal/nix"
@@ -202,8 +203,16 @@ var (
 
 // NormalizeLicense returns an SPDX licence id as it is, and turns anything
 // else into a LicenseRef- id (SPDX ids hold letters, digits, '.', '-' and
-// a trailing '+'): "Foo License" becomes "LicenseRef-Foo-License".
+// a trailing '+'): "Foo License" becomes "LicenseRef-Foo-License". A
+// nixpkgs licence that names an SPDX licence in another case
+// (LicenseRef-nixpkgs-mit, from meta.license = "mit") is that licence, as
+// the SPDX list spells it: MIT.
 func NormalizeLicense(l string) string {
+	if name, ok := strings.CutPrefix(l, "LicenseRef-nixpkgs-"); ok {
+		if id, ok := spdxLicense(name); ok {
+			return id
+		}
+	}
 	if licenseID.MatchString(l) && !(strings.HasPrefix(l, "LicenseRef-") && strings.Contains(l, "+")) {
 		// (A LicenseRef's idstring has no '+': LicenseRef-nixpkgs-foo+bar
 		// is made good below.)
@@ -214,6 +223,24 @@ func NormalizeLicense(l string) string {
 		ref = "unknown"
 	}
 	return "LicenseRef-" + ref
+}
+
+// spdxLicense looks name up, in any case and with an optional trailing
+// '+', in the SPDX licence list (current and deprecated ids), and returns
+// it as the list spells it.
+func spdxLicense(name string) (string, bool) {
+	base, plus := strings.CutSuffix(name, "+")
+	ok, id := spdxlicenses.IsActiveLicense(base)
+	if !ok {
+		ok, id = spdxlicenses.IsDeprecatedLicense(base)
+	}
+	if !ok {
+		return "", false
+	}
+	if plus {
+		id += "+"
+	}
+	return id, true
 }
 
 // PURL returns the component's package URL, in the form syft uses for Nix:

@@ -71,6 +71,10 @@ func TestNormalizeLicense(t *testing.T) {
 		"LicenseRef-a b":             "LicenseRef-a-b",
 		"LicenseRef-nixpkgs-foo+bar": "LicenseRef-nixpkgs-foo-bar",
 		"!!!":                        "LicenseRef-unknown",
+		// meta.license = "mit" or "gpl-2.0+": SPDX's own spelling.
+		"LicenseRef-nixpkgs-mit":      "MIT",
+		"LicenseRef-nixpkgs-gpl-2.0+": "GPL-2.0+",
+		"LicenseRef-nixpkgs-gpl-2.0":  "GPL-2.0",
 	} {
 		if got := NormalizeLicense(in); got != want {
 			t.Errorf("NormalizeLicense(%q) = %q, want %q", in, got, want)

@@ -73,6 +73,21 @@ let
     };
   };
 
+  # Licences given as strings, as older packages and overlays do: one
+  # SPDX id in nixpkgs' lower case, one nixpkgs short name.
+  legacy-licences = mkDerivation {
+    pname = "legacy-licences";
+    version = "1.0";
+    script = ''
+      mkdir -p $out/share
+      echo legacy > $out/share/legacy
+    '';
+    meta.license = [
+      "mit"
+      "unfree"
+    ];
+  };
+
   mkApp =
     name: hello:
     mkDerivation {
@@ -104,6 +119,7 @@ in
     hello-patched
     agpl-tool
     unfree-blob
+    legacy-licences
     ;
   inherit (fixtures) hello-greeting libgreet;
   app = mkApp "kix-app" hello;
