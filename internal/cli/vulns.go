@@ -44,7 +44,7 @@ CVE JSON 2.0 feeds (nvdcve-2.0-*.json, optionally .gz), in the file or folder
 A CVE is not reported when the derivation's patches are named after it (as
 vulnix and sbomnix read them), nor when the --whitelist file accepts it:
 
-  - id: CVE-2024-1234        # CVE or advisory id (or an alias)
+  - id: CVE-2024-1234        # the CVE reported, or the advisory's own id
     package: busybox         # optional: this package only
     version: 1.35.0          # optional: this version only
     reason: the applet is not in our image

@@ -62,12 +62,10 @@ func parseOSV(data []byte) (*Advisory, error) {
 	if r.Withdrawn != "" {
 		return nil, nil
 	}
-	for i, aff := range r.Affected {
-		if aff.Package.Name == "" {
-			return nil, fmt.Errorf("OSV record %s: affected[%d] names no package", r.ID, i)
-		}
-	}
-	a := &Advisory{ID: r.ID, Aliases: r.Aliases, Summary: r.Summary, osv: r.Affected}
+	// An entry that names no package matches no component: osv.dev's
+	// records converted from NVD give a repository's GIT ranges alone.
+	affected := slices.DeleteFunc(r.Affected, func(aff osvAffected) bool { return aff.Package.Name == "" })
+	a := &Advisory{ID: r.ID, Aliases: r.Aliases, Summary: r.Summary, osv: affected}
 	if a.Summary == "" {
 		a.Summary = firstLine(r.Details)
 	}

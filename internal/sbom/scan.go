@@ -72,6 +72,11 @@ func Scan(d *Document, db *DB, opts ScanOptions) *Report {
 
 func scanComponent(c *Component, db *DB) []Finding {
 	cpe, cpeErr := parseCPE(ComponentCPE(c))
+	if cpeErr != nil && c.CPE != "" {
+		// A meta CPE that is not CPE 2.3 (cpe:/a:gnu:hello:2.12.1, the
+		// 2.2 form) is matched as a component without one is.
+		cpe, cpeErr = parseCPE(ComponentCPE(&Component{Name: c.Name, Version: c.Version}))
+	}
 	if cpeErr == nil && cpe.version == "*" {
 		cpe.version = strings.ToLower(c.Version)
 	}
@@ -110,7 +115,9 @@ func canonicalID(a *Advisory) string {
 }
 
 // merge adds what another record of the same vulnerability says: its ids,
-// its source, and its rating if that is higher.
+// its source, and its rating if that ranks higher (a database's "critical"
+// without a score beats another's 7.5) or, ranking the same, has the
+// higher score.
 func (f *Finding) merge(a *Advisory) {
 	for _, id := range append([]string{a.ID}, a.Aliases...) {
 		if !strings.EqualFold(id, f.ID) && !slices.Contains(f.Aliases, id) {
@@ -121,7 +128,7 @@ func (f *Finding) merge(a *Advisory) {
 	f.Sources = append(f.Sources, a.Source)
 	slices.Sort(f.Sources)
 	f.Sources = slices.Compact(f.Sources)
-	if a.Score > f.Score || f.Severity == SeverityUnknown && a.Severity != SeverityUnknown {
+	if r, have := severityRank[a.Severity], severityRank[f.Severity]; r > have || r == have && a.Score > f.Score {
 		f.Score, f.Severity = a.Score, a.Severity
 	}
 	if f.Summary == "" || strings.HasPrefix(a.URL, "https://nvd.nist.gov/") {
@@ -129,17 +136,41 @@ func (f *Finding) merge(a *Advisory) {
 	}
 }
 
-// patchedBy names the patch that fixes the finding, if any.
+// patchedBy names the patches that fix the finding, if any: one named
+// after each CVE id the finding goes by. A record that aliases two CVEs is
+// not fixed by a patch for one of them.
 func patchedBy(c *Component, f Finding) string {
-	ids := append([]string{f.ID}, f.Aliases...)
+	fixes := map[string]string{} // CVE id -> the patch named after it
 	for _, p := range c.Patches {
-		for _, m := range patchCVEs(p) {
-			if slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
-				return "patched by " + patchName(p)
+		for _, id := range patchCVEs(p) {
+			if _, ok := fixes[id]; !ok {
+				fixes[id] = patchName(p)
 			}
 		}
 	}
-	return ""
+	var patches []string
+	for _, id := range cveIDs(f) {
+		p, ok := fixes[id]
+		if !ok {
+			return ""
+		}
+		patches = append(patches, p)
+	}
+	if len(patches) == 0 {
+		return ""
+	}
+	return "patched by " + strings.Join(sortedUnique(patches), ", ")
+}
+
+// cveIDs are the CVE ids among the finding's id and aliases, upper case.
+func cveIDs(f Finding) []string {
+	var ids []string
+	for _, id := range append([]string{f.ID}, f.Aliases...) {
+		if strings.HasPrefix(strings.ToUpper(id), "CVE-") {
+			ids = append(ids, strings.ToUpper(id))
+		}
+	}
+	return sortedUnique(ids)
 }
 
 func sortFindings(fs []Finding) {

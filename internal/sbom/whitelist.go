@@ -3,6 +3,7 @@ package sbom
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,9 +72,8 @@ func LoadWhitelist(file string) (*Whitelist, error) {
 // covers returns why an entry suppresses the finding, or, when the only
 // matching entries have expired, a note saying so.
 func (w *Whitelist) covers(f Finding, now time.Time) (suppressed, note string) {
-	ids := append([]string{f.ID}, f.Aliases...)
 	for _, e := range w.Entries {
-		if !e.matches(f, ids) {
+		if !e.matches(f) {
 			continue
 		}
 		if !e.until.IsZero() && !now.Before(e.until) {
@@ -89,17 +89,21 @@ func (w *Whitelist) covers(f Finding, now time.Time) (suppressed, note string) {
 	return "", note
 }
 
-func (e WhitelistEntry) matches(f Finding, ids []string) bool {
+// matches reports whether the entry names the finding: its id as
+// reported, or an alias that is an advisory's own id (GHSA-..., an OSV
+// id). Another CVE the finding also goes by is not enough: a record that
+// aliases two CVEs is accepted by the one it is reported as.
+func (e WhitelistEntry) matches(f Finding) bool {
 	if e.Package != "" && !strings.EqualFold(e.Package, f.Package) {
 		return false
 	}
 	if e.Version != "" && CompareVersions(e.Version, f.Version) != 0 {
 		return false
 	}
-	for _, id := range ids {
-		if strings.EqualFold(id, e.ID) {
-			return true
-		}
+	if strings.EqualFold(e.ID, f.ID) {
+		return true
 	}
-	return false
+	return slices.ContainsFunc(f.Aliases, func(id string) bool {
+		return strings.EqualFold(id, e.ID) && !strings.HasPrefix(strings.ToUpper(id), "CVE-")
+	})
 }
