@@ -66,10 +66,23 @@ func unpackNAR(r io.Reader, dst string) error {
 			err = setStoreTime(p)
 		}
 		if err != nil {
+			drain(nr)
 			return fmt.Errorf("unpacking %s: %w", h.Path, err)
 		}
 	}
 	return sealDirs(dirs)
+}
+
+// drain runs the NAR parser to its end after unpacking failed here (a full
+// disk, a name taken twice). Closed early, go-nix's parser goroutine would
+// wait forever to hand over its next entry; run to the end, it exits. The
+// rest of the NAR is read, as the caller would read it anyway to hash it.
+func drain(nr *nar.Reader) {
+	for {
+		if _, err := nr.Next(); err != nil {
+			return
+		}
+	}
 }
 
 // unpackBuffer is what unpacking a NAR reads and copies through: 512 KiB
