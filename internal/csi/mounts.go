@@ -1,9 +1,11 @@
 package csi
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	mount "k8s.io/mount-utils"
 )
@@ -51,11 +53,28 @@ func (d *Driver) bindReadOnly(view, target string) error {
 	if err := os.MkdirAll(target, 0o750); err != nil {
 		return err
 	}
-	if err := d.mounter.Mount(view, target, "", []string{"bind", "ro", "nosuid", "nodev"}); err != nil {
+	if err := d.mounter.Mount(view, target, "", viewMountOptions); err != nil {
+		// A failed second step leaves a writable bind mount behind: it
+		// must not stay for a retry to take as published.
+		if uerr := d.unmountAll(target); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
 		os.Remove(target)
 		return fmt.Errorf("mounting the view at %s: %w", target, err)
 	}
 	return nil
+}
+
+var viewMountOptions = []string{"bind", "ro", "nosuid", "nodev"}
+
+// sealed reports whether a mount has the options a view is mounted with.
+func sealed(m mount.MountInfo) bool {
+	for _, o := range viewMountOptions[1:] {
+		if !slices.Contains(m.MountOptions, o) {
+			return false
+		}
+	}
+	return true
 }
 
 // unmountAll unmounts everything mounted at target.

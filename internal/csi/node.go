@@ -57,7 +57,7 @@ func (s *nodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 		return nil, status.Errorf(codes.AlreadyExists, "volume %s is published with %s, not %s",
 			id, strings.Join(vol.StorePaths, " "), strings.Join(paths, " "))
 	}
-	if done, err := publishedAt(target, dir); done || err != nil {
+	if done, err := s.d.publishedAt(target, dir); done || err != nil {
 		return &csi.NodePublishVolumeResponse{}, err
 	}
 	if vol == nil {
@@ -94,8 +94,10 @@ func (s *nodeServer) validatePublish(req *csi.NodePublishVolumeRequest) ([]strin
 }
 
 // publishedAt reports whether target already is a mount of the volume's
-// view; a target mounted with something else is an error.
-func publishedAt(target, volumeDir string) (bool, error) {
+// view, read-only; a target mounted with something else is an error. A
+// view mounted without its flags (a publish that failed between its bind
+// and its remount) is unmounted, to be mounted again.
+func (d *Driver) publishedAt(target, volumeDir string) (bool, error) {
 	table, err := mounts()
 	if err != nil {
 		return false, status.Errorf(codes.Internal, "reading mounts: %v", err)
@@ -104,10 +106,17 @@ func publishedAt(target, volumeDir string) (bool, error) {
 	if len(at) == 0 {
 		return false, nil
 	}
-	if isViewMount(at[len(at)-1], volumeDir) {
+	top := at[len(at)-1]
+	switch {
+	case !isViewMount(top, volumeDir):
+		return false, status.Errorf(codes.AlreadyExists, "%s is mounted with something else", target)
+	case sealed(top):
 		return true, nil
 	}
-	return false, status.Errorf(codes.AlreadyExists, "%s is mounted with something else", target)
+	if err := d.unmountAll(target); err != nil {
+		return false, status.Errorf(codes.Internal, "%s: a writable mount of the view: %v", target, err)
+	}
+	return false, nil
 }
 
 // fetchStatus turns a fetch error into the status the kubelet reports.
