@@ -142,8 +142,10 @@ func (d *Driver) Serve(ctx context.Context, endpoint, kubeletDir string) error {
 		}
 	}
 	d.kickGC()
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
 	wg.Add(1)
-	go func() { defer wg.Done(); d.gcLoop(ctx) }()
+	go func() { defer wg.Done(); d.gcLoop(gcCtx) }()
 	d.log.Info("serving CSI", "driver", DriverName, "endpoint", sock, "node", d.opts.NodeID, "system", d.opts.System)
 	select {
 	case err = <-errc:
@@ -153,6 +155,7 @@ func (d *Driver) Serve(ctx context.Context, endpoint, kubeletDir string) error {
 		reg.stop()
 	}
 	srv.GracefulStop()
+	stopGC() // also when the server failed, not only when ctx ended
 	wg.Wait()
 	os.Remove(sock)
 	return err
