@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/kix-project/kix/internal/nix"
 	"github.com/kix-project/kix/test/fixture"
@@ -231,6 +232,48 @@ func TestStoreForgetsDeletedPaths(t *testing.T) {
 	}
 	if code, body := do(t, url, narinfo); code != 404 {
 		t.Errorf("narinfo of the deleted %s: %d %s, want 404", path, code, body)
+	}
+}
+
+// A path deleted and built again with other contents (its build is not
+// reproducible) is served with its new NAR hash, not the remembered one.
+func TestStoreSeesPathsBuiltAgain(t *testing.T) {
+	expr := `(import ` + filepath.Join(fixture.Dir(), "default.nix") + ` { }).lib.mkDerivation {
+		pname = "kix-cache-rebuilt"; version = "1"; script = "head -c 32 /dev/urandom > $out"; }`
+	build := func() string {
+		cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
+		cmd.Env = fixture.Env()
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("nix-build: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	path := build()
+	url := serve(t, Options{Store: nix.NewLocalStore()})
+	narinfo := request{method: "GET", path: "/" + nix.HashPart(path) + ".narinfo"}
+	narHash := func() string {
+		code, body := do(t, url, narinfo)
+		if code != 200 {
+			t.Fatalf("narinfo of %s: %d %s", path, code, body)
+		}
+		ni, err := nix.ParseNarinfo([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ni.NarHash.Format(nixhash.NixBase32, true)
+	}
+	before := narHash()
+	cmd := exec.Command("nix-store", "--delete", path)
+	cmd.Env = fixture.Env()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nix-store --delete: %v\n%s", err, out)
+	}
+	if again := build(); again != path {
+		t.Fatalf("built again as %s, not %s", again, path)
+	}
+	if after := narHash(); after == before {
+		t.Errorf("after the path was built again, the narinfo still gives its old NAR hash %s", before)
 	}
 }
 

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 
@@ -23,12 +21,13 @@ type storeBackend struct {
 	key         *nix.SigningKey
 	compression Compression
 	errorLog    func(msg string, err error)
-	narinfos    sync.Map // hash -> servedNarinfo; a valid path's narinfo never changes
+	narinfos    sync.Map // hash -> servedNarinfo
 }
 
-// servedNarinfo is a narinfo made for a store path.
+// servedNarinfo is a narinfo made for one incarnation of a store path.
 type servedNarinfo struct {
 	path string
+	id   nix.PathID
 	data []byte
 }
 
@@ -51,12 +50,16 @@ func (b *storeBackend) narinfo(ctx context.Context, hash string) ([]byte, error)
 	if e, ok := b.narinfos.Load(hash); ok {
 		served := e.(servedNarinfo)
 		// A path deleted since (nix-store --delete, a garbage collection)
-		// is not served on: its NAR could not be.
-		if _, err := os.Lstat(served.path); !errors.Is(err, fs.ErrNotExist) {
+		// is not served on: its NAR could not be. One made again may
+		// hold other contents: its narinfo is made again too.
+		id := nix.StatPathID(served.path)
+		if id == served.id && id != (nix.PathID{}) {
 			return served.data, nil
 		}
 		b.narinfos.Delete(hash)
-		return nil, &nix.NotFoundError{Path: served.path, Store: b.store.String()}
+		if id == (nix.PathID{}) {
+			return nil, &nix.NotFoundError{Path: served.path, Store: b.store.String()}
+		}
 	}
 	info, err := b.pathInfo(ctx, hash)
 	if err != nil {
@@ -73,7 +76,7 @@ func (b *storeBackend) narinfo(ctx context.Context, hash string) ([]byte, error)
 		}
 	}
 	data := []byte(ni.String())
-	b.narinfos.Store(hash, servedNarinfo{path: info.Path, data: data})
+	b.narinfos.Store(hash, servedNarinfo{path: info.Path, id: nix.StatPathID(info.Path), data: data})
 	return data, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"maps"
 	"path/filepath"
@@ -23,7 +24,34 @@ type LocalStore struct {
 	// Nix is the nix command; "nix" on PATH if empty.
 	Nix string
 
-	infos sync.Map // path -> *PathInfo; a valid path's metadata never changes
+	infos sync.Map // path -> cachedInfo
+}
+
+// cachedInfo is a path's metadata as queried, and the incarnation of the
+// path it describes. A valid path's metadata never changes, but a path
+// deleted and built again (a garbage collection, then a build that is not
+// reproducible) may hold other contents.
+type cachedInfo struct {
+	info *PathInfo
+	id   PathID
+}
+
+// PathID identifies one incarnation of a store path: made again, a path
+// has another inode or change time. The zero PathID is a path that could
+// not be looked at.
+type PathID struct {
+	dev, ino uint64
+	ctime    unix.Timespec
+}
+
+// StatPathID returns the incarnation of path now; the zero PathID if it
+// cannot be looked at.
+func StatPathID(path string) PathID {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return PathID{}
+	}
+	return PathID{uint64(st.Dev), st.Ino, st.Ctim}
 }
 
 // NewLocalStore returns the local store.
@@ -33,8 +61,12 @@ func (s *LocalStore) String() string { return "the local store" }
 
 // PathInfo implements Store.
 func (s *LocalStore) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
-	if info, ok := s.infos.Load(path); ok {
-		return info.(*PathInfo), nil
+	if c, ok := s.infos.Load(path); ok {
+		c := c.(cachedInfo)
+		if c.id == (PathID{}) || StatPathID(path) == c.id {
+			return c.info, nil
+		}
+		s.infos.Delete(path) // deleted, or made again since
 	}
 	infos, err := s.query(ctx, []string{path}, false)
 	if err != nil {
@@ -197,7 +229,7 @@ func (s *LocalStore) query(ctx context.Context, paths []string, recursive bool) 
 			Signatures: e.Signatures,
 			CA:         e.CA,
 		}
-		s.infos.Store(info.Path, info)
+		s.infos.Store(info.Path, cachedInfo{info, StatPathID(info.Path)})
 		infos = append(infos, info)
 	}
 	if !recursive && len(infos) != len(paths) {
