@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // osvRecord is the part of an OSV record kix reads.
@@ -139,11 +141,12 @@ func (a *Advisory) matchOSV(name, version string) bool {
 // at or below the version opens it, a fixed or limit event at or below it
 // (or a last_affected event below it) closes it.
 func (r osvRange) affects(version string) bool {
+	compare := r.compare()
 	events := slices.Clone(r.Events)
-	slices.SortStableFunc(events, func(a, b osvEvent) int { return CompareVersions(a.version(), b.version()) })
+	slices.SortStableFunc(events, func(a, b osvEvent) int { return compare(a.version(), b.version()) })
 	affected := false
 	for _, e := range events {
-		c := CompareVersions(version, e.version())
+		c := compare(version, e.version())
 		switch {
 		case e.Introduced != "" && (e.Introduced == "0" || c >= 0):
 			affected = true
@@ -152,6 +155,22 @@ func (r osvRange) affects(version string) bool {
 		}
 	}
 	return affected
+}
+
+// compare is how the range's versions order: a SEMVER range's as semantic
+// versions where both are (2.0.0-rc1 comes before 2.0.0, which Nix puts the
+// other way round), everything else as Nix compares versions.
+func (r osvRange) compare() func(a, b string) int {
+	if r.Type != "SEMVER" {
+		return CompareVersions
+	}
+	return func(a, b string) int {
+		va, vb := "v"+strings.TrimPrefix(a, "v"), "v"+strings.TrimPrefix(b, "v")
+		if a != "" && b != "" && semver.IsValid(va) && semver.IsValid(vb) {
+			return semver.Compare(va, vb)
+		}
+		return CompareVersions(a, b)
+	}
 }
 
 func (e osvEvent) version() string {

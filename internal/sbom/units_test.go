@@ -172,6 +172,18 @@ func TestOSVRanges(t *testing.T) {
 	if !zero.affects("0.1") || zero.affects("3.0") {
 		t.Errorf("introduced 0, limit 3: wrong")
 	}
+	// SEMVER ranges order pre-releases before their release.
+	rc := osvRange{Type: "SEMVER", Events: []osvEvent{ev("i", "2.0.0-rc1"), ev("f", "2.0.1")}}
+	alpha := osvRange{Type: "SEMVER", Events: []osvEvent{ev("i", "1.0.0-alpha"), ev("f", "1.0.0")}}
+	for _, tc := range []struct {
+		r       osvRange
+		version string
+		want    bool
+	}{{rc, "2.0.0", true}, {rc, "1.9.9", false}, {rc, "2.0.1", false}, {alpha, "1.0.0", false}, {alpha, "0.9.0", false}} {
+		if got := tc.r.affects(tc.version); got != tc.want {
+			t.Errorf("%s in %+v: %v, want %v", tc.version, tc.r.Events, got, tc.want)
+		}
+	}
 }
 
 // A withdrawn OSV record is no advisory, and a distribution's record (whose
