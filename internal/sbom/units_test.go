@@ -179,7 +179,7 @@ func TestOSVRanges(t *testing.T) {
 		r       osvRange
 		version string
 		want    bool
-	}{{rc, "2.0.0", true}, {rc, "1.9.9", false}, {rc, "2.0.1", false}, {alpha, "1.0.0", false}, {alpha, "0.9.0", false}} {
+	}{{rc, "2.0.0", true}, {rc, "1.9.9", false}, {rc, "2.0.1", false}, {alpha, "1.0.0", false}, {alpha, "1.0.1", false}, {alpha, "0.9.0", false}} {
 		if got := tc.r.affects(tc.version); got != tc.want {
 			t.Errorf("%s in %+v: %v, want %v", tc.version, tc.r.Events, got, tc.want)
 		}
