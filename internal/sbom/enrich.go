@@ -208,12 +208,19 @@ var (
 // (LicenseRef-nixpkgs-mit, from meta.license = "mit") is that licence, as
 // the SPDX list spells it: MIT.
 func NormalizeLicense(l string) string {
+	// An SPDX licence with an exception ("Apache-2.0 WITH LLVM-exception",
+	// as nixpkgs' asl20-llvm gives it) stays an expression: policies match
+	// it by its licence too.
+	if base, exception, ok := strings.Cut(l, " WITH "); ok && licenseID.MatchString(exception) &&
+		!strings.HasPrefix(base, "LicenseRef-") && licenseID.MatchString(base) {
+		return base + " WITH " + exception
+	}
 	if name, ok := strings.CutPrefix(l, "LicenseRef-nixpkgs-"); ok {
 		if id, ok := spdxLicense(name); ok {
 			return id
 		}
 	}
-	if licenseID.MatchString(l) && !(strings.HasPrefix(l, "LicenseRef-") && strings.Contains(l, "+")) {
+	if licenseID.MatchString(l) && l != "LicenseRef-" && !(strings.HasPrefix(l, "LicenseRef-") && strings.Contains(l, "+")) {
 		// (A LicenseRef's idstring has no '+': LicenseRef-nixpkgs-foo+bar
 		// is made good below.)
 		return l

@@ -1,6 +1,7 @@
 package sbom
 
 import (
+	"slices"
 	"fmt"
 	"os"
 	"path"
@@ -121,20 +122,20 @@ func (p *Policy) Check(d *Document) []Violation {
 	return out
 }
 
-// rejects names the rule that rejects a licence, or returns "".
+// rejects names the rule that rejects a licence, or returns "". A licence
+// with an exception ("Apache-2.0 WITH LLVM-exception") is matched as it is
+// and by its licence: deny [Apache-*] rejects it, allow [Apache-2.0] lets
+// it through.
 func (p *Policy) rejects(license string) string {
+	base, _, _ := strings.Cut(license, " WITH ")
+	matches := func(pat string) bool { return matchFold(pat, license) || matchFold(pat, base) }
 	for i, pat := range p.Deny {
-		if matchFold(pat, license) {
+		if matches(pat) {
 			return fmt.Sprintf("deny[%d] %q", i, pat)
 		}
 	}
-	if len(p.Allow) == 0 {
+	if len(p.Allow) == 0 || slices.ContainsFunc(p.Allow, matches) {
 		return ""
-	}
-	for _, pat := range p.Allow {
-		if matchFold(pat, license) {
-			return ""
-		}
 	}
 	return "allow (not listed)"
 }

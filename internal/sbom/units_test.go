@@ -75,6 +75,10 @@ func TestNormalizeLicense(t *testing.T) {
 		"LicenseRef-nixpkgs-mit":      "MIT",
 		"LicenseRef-nixpkgs-gpl-2.0+": "GPL-2.0+",
 		"LicenseRef-nixpkgs-gpl-2.0":  "GPL-2.0",
+		"LicenseRef-":                 "LicenseRef-unknown",
+		// An exception stays with its licence, as SPDX writes it.
+		"Apache-2.0 WITH LLVM-exception": "Apache-2.0 WITH LLVM-exception",
+		"LicenseRef-x WITH y":            "LicenseRef-x-WITH-y",
 	} {
 		if got := NormalizeLicense(in); got != want {
 			t.Errorf("NormalizeLicense(%q) = %q, want %q", in, got, want)
@@ -242,6 +246,8 @@ func TestPolicy(t *testing.T) {
 		{StorePath: "/nix/store/00000000000000000000000000000003-c-1", Name: "c", Version: "1", Licenses: []string{"BSD-3-Clause"}},
 		{StorePath: "/nix/store/00000000000000000000000000000004-d-1", Name: "d", Version: "1"},
 		{StorePath: "/nix/store/00000000000000000000000000000005-e-1", Name: "e", Version: "1", Licenses: []string{"agpl-3.0-or-later"}},
+		{StorePath: "/nix/store/00000000000000000000000000000006-f-1", Name: "f", Version: "1", Licenses: []string{"AGPL-3.0-only WITH x-exception"}},
+		{StorePath: "/nix/store/00000000000000000000000000000007-g-1", Name: "g", Version: "1", Licenses: []string{"MIT WITH y-exception"}},
 	}}
 	file := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, file, `
@@ -264,6 +270,7 @@ exceptions:
 		`b 1 (/nix/store/00000000000000000000000000000002-b-1): licence AGPL-3.0-only violates policy rule deny[0] "AGPL-*"`,
 		`c 1 (/nix/store/00000000000000000000000000000003-c-1): licence BSD-3-Clause violates policy rule allow (not listed)`,
 		`d 1 (/nix/store/00000000000000000000000000000004-d-1): no known licence violates policy rule unknown "deny"`,
+		`f 1 (/nix/store/00000000000000000000000000000006-f-1): licence AGPL-3.0-only WITH x-exception violates policy rule deny[0] "AGPL-*"`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("violations (-want +got):\n%s", diff)
