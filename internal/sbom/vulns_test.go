@@ -131,12 +131,13 @@ func TestScanWhitelist(t *testing.T) {
 
 func TestLoadWhitelistErrors(t *testing.T) {
 	for name, content := range map[string]string{
-		"no reason":    "- id: CVE-2099-0002\n",
-		"no id":        "- reason: because\n",
-		"bad date":     "- id: CVE-2099-0002\n  reason: x\n  until: next year\n",
-		"unknown key":  "- id: CVE-2099-0002\n  reason: x\n  expires: 2099-01-01\n",
-		"not a list":   "id: CVE-2099-0002\n",
-		"invalid yaml": "- id: [\n",
+		"no reason":     "- id: CVE-2099-0002\n",
+		"no id":         "- reason: because\n",
+		"bad date":      "- id: CVE-2099-0002\n  reason: x\n  until: next year\n",
+		"date and more": "- id: CVE-2099-0002\n  reason: x\n  until: 2099-12-31junk\n",
+		"unknown key":   "- id: CVE-2099-0002\n  reason: x\n  expires: 2099-01-01\n",
+		"not a list":    "id: CVE-2099-0002\n",
+		"invalid yaml":  "- id: [\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "wl.yaml")

@@ -57,8 +57,7 @@ func LoadWhitelist(file string) (*Whitelist, error) {
 			return nil, fmt.Errorf("%s: no reason; say why the finding is accepted", where)
 		}
 		if e.Until != "" {
-			// YAML may hand a date over as a timestamp.
-			day, err := time.Parse(time.DateOnly, e.Until[:min(len(e.Until), len(time.DateOnly))])
+			day, err := parseDay(e.Until)
 			if err != nil {
 				return nil, fmt.Errorf("%s: until %q is not a date (YYYY-MM-DD)", where, e.Until)
 			}
@@ -67,6 +66,19 @@ func LoadWhitelist(file string) (*Whitelist, error) {
 		}
 	}
 	return &Whitelist{Entries: entries, file: file}, nil
+}
+
+// parseDay reads a date, YYYY-MM-DD, or the timestamp YAML may hand a
+// date over as (2025-12-31T00:00:00Z).
+func parseDay(s string) (time.Time, error) {
+	day, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		var ts time.Time
+		if ts, err = time.Parse(time.RFC3339, s); err == nil {
+			day, err = time.Parse(time.DateOnly, ts.Format(time.DateOnly))
+		}
+	}
+	return day, err
 }
 
 // covers returns why an entry suppresses the finding, or, when the only
