@@ -134,17 +134,16 @@ func (b *dirBackend) narinfo(_ context.Context, hash string) ([]byte, error) {
 	return data, nil
 }
 
-// signed returns the narinfo with the server's signature added, or as it is
-// if the key signed it already or it cannot be parsed (Nix will judge it).
+// signed returns the narinfo with the server's signature added (in place
+// of one in the key's name that does not verify), or as it is if the key
+// signed it already or it cannot be parsed (Nix will judge it).
 func (b *dirBackend) signed(data []byte) []byte {
 	ni, err := nix.ParseNarinfo(data)
 	if err != nil || ni.NarHash == nil {
 		return data
 	}
-	for _, s := range ni.Signatures {
-		if s.Name == b.key.Name {
-			return data
-		}
+	if b.key.Signed(ni) {
+		return data
 	}
 	if err := b.key.Sign(ni); err != nil {
 		return data

@@ -277,6 +277,26 @@ func TestStoreSeesPathsBuiltAgain(t *testing.T) {
 	}
 }
 
+// A folder's narinfo signed in the server key's name by another key (the
+// key was replaced) is served signed by the server's key.
+func TestFolderReplacesSignaturesThatDoNotVerify(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	src := fixture.NewBinaryCacheSigned(t, "none", fixture.NewSigningKey(t, "kix-test-1"), hello)
+	key := newKey(t, "kix-test-1")
+	url := serve(t, Options{Dir: src.Dir, SigningKey: key})
+	code, body := do(t, url, request{method: "GET", path: "/" + nix.HashPart(hello) + ".narinfo"})
+	if code != 200 {
+		t.Fatalf("narinfo: %d %s", code, body)
+	}
+	ni, err := nix.ParseNarinfo([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.Signed(ni) || len(ni.Signatures) != 1 {
+		t.Errorf("the narinfo is not signed by the server's key alone:\n%s", body)
+	}
+}
+
 // A folder's NARs are served with their size, in ranges (a resumed
 // download), and as the file is.
 func TestFolderNARRanges(t *testing.T) {

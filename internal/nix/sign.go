@@ -80,6 +80,16 @@ func (k *SigningKey) Sign(ni *narinfo.NarInfo) error {
 	return nil
 }
 
+// Signed reports whether ni carries a valid signature by k. One in k's name
+// that does not verify (an old key of that name, a narinfo changed since)
+// does not count.
+func (k *SigningKey) Signed(ni *narinfo.NarInfo) bool {
+	public, fp := k.secret.ToPublicKey(), Fingerprint(ni)
+	return slices.ContainsFunc(ni.Signatures, func(s signature.Signature) bool {
+		return s.Name == k.Name && public.Verify(fp, s)
+	})
+}
+
 // Fingerprint is what a narinfo's signatures sign (see fingerprint).
 func Fingerprint(ni *narinfo.NarInfo) string { return fingerprint(ni) }
 
