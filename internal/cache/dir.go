@@ -60,6 +60,9 @@ func newDirBackend(opts Options) (*dirBackend, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "nar"), 0o755); err != nil {
 		return nil, fmt.Errorf("cache folder: %w", err)
 	}
+	for _, d := range []string{opts.Dir, filepath.Join(opts.Dir, "nar")} {
+		removeStaleUploads(d)
+	}
 	nars := &fasthttp.FS{
 		Root:            filepath.Join(opts.Dir, "nar"),
 		PathRewrite:     fasthttp.NewPathPrefixStripper(len("/nar")),
@@ -69,6 +72,23 @@ func newDirBackend(opts Options) (*dirBackend, error) {
 	}
 	return &dirBackend{dir: opts.Dir, key: opts.SigningKey, maxUpload: opts.MaxUploadSize, memo: map[string]memoEntry{},
 		nars: nars.NewRequestHandler()}, nil
+}
+
+// staleUpload is how long an upload's file may go unwritten before it is
+// taken for the leftover of a server that stopped mid-upload: a stalled
+// upload is cut off after a minute.
+const staleUpload = time.Hour
+
+// removeStaleUploads removes the upload files in dir that nothing has
+// written to for staleUpload. Another server sharing the folder may be
+// receiving the others.
+func removeStaleUploads(dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, ".upload-*"))
+	for _, name := range names {
+		if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleUpload {
+			os.Remove(name)
+		}
+	}
 }
 
 // checkFolderStoreDir refuses a folder whose nix-cache-info is for another

@@ -297,6 +297,34 @@ func TestFolderReplacesSignaturesThatDoNotVerify(t *testing.T) {
 	}
 }
 
+// A server starting on a folder removes the uploads a stopped server left
+// behind, and not the ones another server may still be receiving.
+func TestFolderRemovesStaleUploads(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "nar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(dir, "nar", ".upload-1"), filepath.Join(dir, ".upload-2")
+	for _, name := range []string{stale, fresh} {
+		if err := os.WriteFile(name, []byte("part of an upload"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleUpload)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); err == nil {
+		t.Error("the stale upload is still there")
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("the fresh upload is gone: %v", err)
+	}
+}
+
 // A folder's NARs are served with their size, in ranges (a resumed
 // download), and as the file is.
 func TestFolderNARRanges(t *testing.T) {
