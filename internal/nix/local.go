@@ -8,10 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 	"io"
 	"maps"
-	"path/filepath"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixhash"
@@ -25,6 +26,46 @@ type LocalStore struct {
 	Nix string
 
 	infos sync.Map // path -> cachedInfo
+
+	listing storeListing
+}
+
+// storeListing is the store folder's entries, sorted, as of its
+// modification time: every path added or deleted changes it.
+type storeListing struct {
+	mu    sync.Mutex
+	mtime time.Time
+	names []string
+}
+
+// withHash returns the store folder's entries named <hash>-*, reading the
+// folder again only if it changed since it was last read.
+func (l *storeListing) withHash(hash string) ([]string, error) {
+	fi, err := os.Stat(StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.names == nil || !fi.ModTime().Equal(l.mtime) {
+		f, err := os.Open(StoreDir)
+		if err != nil {
+			return nil, err
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(names)
+		l.names, l.mtime = names, fi.ModTime()
+	}
+	prefix := hash + "-"
+	var out []string
+	for i, _ := slices.BinarySearch(l.names, prefix); i < len(l.names) && strings.HasPrefix(l.names[i], prefix); i++ {
+		out = append(out, StoreDir+"/"+l.names[i])
+	}
+	return out, nil
 }
 
 // cachedInfo is a path's metadata as queried, and the incarnation of the
@@ -101,9 +142,12 @@ func (s *LocalStore) Files(ctx context.Context, path string) (FileReader, error)
 }
 
 // PathFromHash implements HashQuerier by looking for <hash>-* in the
-// store folder, then checking the path is valid.
+// store folder, then checking the path is valid. The folder's listing is
+// kept while the folder does not change: a binary cache answers many
+// narinfo requests for paths it does not have, and reading a large store
+// for each would make every miss cost milliseconds.
 func (s *LocalStore) PathFromHash(ctx context.Context, hash string) (string, error) {
-	matches, err := filepath.Glob(StoreDir + "/" + hash + "-*")
+	matches, err := s.listing.withHash(hash)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,10 @@ package nix
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kix-project/kix/test/fixture"
 )
@@ -25,5 +28,22 @@ func TestPathFromHash(t *testing.T) {
 				t.Errorf("PathFromHash(missing) = %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// The local store sees a path added after it last looked at the store
+// folder.
+func TestPathFromHashSeesNewPaths(t *testing.T) {
+	s := NewLocalStore()
+	file := filepath.Join(t.TempDir(), "kix-pathfromhash")
+	if err := os.WriteFile(file, []byte(t.Name()+time.Now().String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PathFromHash(context.Background(), "00000000000000000000000000000000"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("PathFromHash(missing) = %v, want ErrNotFound", err)
+	}
+	path := fixture.AddToStore(t, file)
+	if got, err := s.PathFromHash(context.Background(), HashPart(path)); err != nil || got != path {
+		t.Errorf("PathFromHash of a path added since = %q, %v; want %s", got, err, path)
 	}
 }
