@@ -18,8 +18,9 @@ import (
 var storeTime = unix.NsecToTimeval(1e9)
 
 // unpackNAR writes the files of a NAR at dst, read-only as in a Nix store:
-// files 0444 (0555 if executable), folders 0555, modification times 1. The
-// NAR format allows no names that leave dst ("..", "/").
+// files 0444 (0555 if executable), folders 0555 (dst itself once sealTop
+// is called on it), modification times 1. The NAR format allows no names
+// that leave dst ("..", "/").
 func unpackNAR(r io.Reader, dst string) error {
 	// The NAR parser reads headers a few bytes at a time, from a goroutine
 	// of its own that may still be reading when it is closed: the gate
@@ -70,7 +71,22 @@ func unpackNAR(r io.Reader, dst string) error {
 			return fmt.Errorf("unpacking %s: %w", h.Path, err)
 		}
 	}
+	// The top folder is left writable: moving a folder to another parent
+	// rewrites its "..", which takes write permission on it (unless root).
+	// The caller seals it once it is in place.
+	if len(dirs) > 0 && dirs[0] == dst {
+		dirs = dirs[1:]
+	}
 	return sealDirs(dirs)
+}
+
+// sealTop seals an unpacked path's top folder, if it is one.
+func sealTop(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return err
+	}
+	return sealDirs([]string{p})
 }
 
 // drain runs the NAR parser to its end after unpacking failed here (a full

@@ -152,5 +152,8 @@ func (s *Store) fetch(ctx context.Context, storePath string) error {
 	if err != nil {
 		return fmt.Errorf("keeping %s: %w", storePath, err)
 	}
+	if err := sealTop(s.Path(storePath)); err != nil {
+		return fmt.Errorf("keeping %s: %w", storePath, err)
+	}
 	return nil
 }

@@ -39,8 +39,11 @@ func TestFetchFromSeveralSubstituters(t *testing.T) {
 		t.Errorf("closure (-want +got):\n%s", diff)
 	}
 	for _, p := range closure {
-		if _, err := os.Lstat(store.Path(p)); err != nil {
+		fi, err := os.Lstat(store.Path(p))
+		if err != nil {
 			t.Errorf("%s was not fetched: %v", p, err)
+		} else if fi.IsDir() && fi.Mode().Perm() != 0o555 {
+			t.Errorf("%s is kept with mode %v, want read-only", p, fi.Mode())
 		}
 	}
 	nars := func(p string) bool { return strings.HasPrefix(p, "/nar/") }
