@@ -1,10 +1,10 @@
 package sbom
 
 import (
-	"slices"
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
