@@ -44,6 +44,10 @@ type cacheEntry struct {
 	size   int64
 }
 
+// staleTemp is how long a temporary file may go unwritten before a new
+// BlobCache on the folder takes it for a crashed write's.
+const staleTemp = time.Hour
+
 // OpenBlobCache opens (creating if needed) the cache in dir. Blobs already
 // there are kept, oldest access first in line for eviction.
 func OpenBlobCache(dir string, maxBytes int64) (*BlobCache, error) {
@@ -53,10 +57,14 @@ func OpenBlobCache(dir string, maxBytes int64) (*BlobCache, error) {
 			return nil, err
 		}
 	}
-	// Temporary files are from writes a crash interrupted.
+	// Temporary files nothing has written to for a while are from writes
+	// a crash interrupted; the others may be another kix's on the same
+	// folder (kix push beside kix registry), still writing.
 	if tmps, err := os.ReadDir(c.tmpDir()); err == nil {
 		for _, t := range tmps {
-			os.Remove(filepath.Join(c.tmpDir(), t.Name()))
+			if fi, err := t.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(c.tmpDir(), t.Name()))
+			}
 		}
 	}
 	if err := c.load(); err != nil {

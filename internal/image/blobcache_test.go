@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -98,5 +99,40 @@ func TestBlobCacheFailedWriteLeavesNothing(t *testing.T) {
 		if len(entries) != 0 {
 			t.Errorf("%s holds %d files after a failed write", sub, len(entries))
 		}
+	}
+}
+
+// A second BlobCache opened on the folder (kix push beside kix registry)
+// leaves the first one's write in progress alone, and removes what a
+// crashed write left long ago.
+func TestBlobCacheOpenKeepsWritesInProgress(t *testing.T) {
+	dir := t.TempDir()
+	c, err := OpenBlobCache(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(dir, "tmp", "blob-crashed")
+	if err := os.WriteFile(crashed, []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(crashed, old, old); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Write(func(w io.Writer) error {
+		if _, err := w.Write([]byte("first half ")); err != nil {
+			return err
+		}
+		if _, err := OpenBlobCache(dir, 1<<20); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte("second half"))
+		return err
+	})
+	if err != nil {
+		t.Errorf("the write in progress failed once another cache opened the folder: %v", err)
+	}
+	if _, err := os.Lstat(crashed); err == nil {
+		t.Error("the crashed write's file is still there")
 	}
 }
