@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 
+	"github.com/kix-project/kix/internal/flight"
 	"github.com/kix-project/kix/internal/nix"
 )
 
@@ -96,35 +97,13 @@ func (s *Store) Fetch(ctx context.Context, roots []string) ([]string, error) {
 }
 
 // fetchShared fetches a path once for all volumes that need it at the
-// same time. The download runs under the context of the volume that
-// started it; if that volume gives up (its pod went, or another path of
-// its closure failed) while this one still wants the path, this one
-// fetches it again itself rather than fail with the other's reason.
+// same time (see flight.Do: a volume giving up does not fail the others).
 func (s *Store) fetchShared(ctx context.Context, storePath string) error {
-	for {
-		led := false
-		_, err, _ := s.fetches.Do(storePath, func() (any, error) {
-			led = true
-			err := s.fetch(ctx, storePath)
-			if err != nil && ctx.Err() != nil {
-				err = &abandonedError{err}
-			}
-			return nil, err
-		})
-		var abandoned *abandonedError
-		if !led && errors.As(err, &abandoned) && ctx.Err() == nil {
-			continue
-		}
-		return err
-	}
+	_, err := flight.Do(ctx, &s.fetches, storePath, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.fetch(ctx, storePath)
+	})
+	return err
 }
-
-// abandonedError is a fetch that failed once the volume that started it
-// had given up: no answer for the volumes that waited on it.
-type abandonedError struct{ err error }
-
-func (e *abandonedError) Error() string { return e.err.Error() }
-func (e *abandonedError) Unwrap() error { return e.err }
 
 func (s *Store) has(storePath string) bool {
 	_, err := os.Lstat(s.Path(storePath))

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/kix-project/kix/internal/flight"
 	"github.com/kix-project/kix/internal/nix"
 )
 
@@ -95,14 +96,14 @@ func (b *Builder) SystemOrDefault() string {
 // assembling it the first time, and again if the cache has since evicted
 // any of its blobs. Concurrent calls for one path share the work.
 func (b *Builder) Build(ctx context.Context, storePath string) (*Artifact, error) {
-	return b.remember(storePath, func() (*Artifact, error) { return b.build(ctx, storePath) })
+	return b.remember(ctx, storePath, func(ctx context.Context) (*Artifact, error) { return b.build(ctx, storePath) })
 }
 
 // BuildPackages returns the image of packages together, in this order (as
 // a package's image is made: DefaultConfig), assembling it the first time,
 // as Build does.
 func (b *Builder) BuildPackages(ctx context.Context, roots []string) (*Artifact, error) {
-	return b.remember("packages\x00"+strings.Join(roots, "\x00"), func() (*Artifact, error) {
+	return b.remember(ctx, "packages\x00"+strings.Join(roots, "\x00"), func(ctx context.Context) (*Artifact, error) {
 		img, err := b.packageImage(ctx, roots)
 		if err != nil {
 			return nil, err
@@ -112,14 +113,15 @@ func (b *Builder) BuildPackages(ctx context.Context, roots []string) (*Artifact,
 }
 
 // remember returns the artifact remembered under key, or makes it with
-// build, once for concurrent callers, and remembers it. An artifact whose
-// blobs are no longer all cached is made again.
-func (b *Builder) remember(key string, build func() (*Artifact, error)) (*Artifact, error) {
+// build, once for concurrent callers (see flight.Do: one client going away
+// does not fail the others), and remembers it. An artifact whose blobs are
+// no longer all cached is made again.
+func (b *Builder) remember(ctx context.Context, key string, build func(context.Context) (*Artifact, error)) (*Artifact, error) {
 	if a, ok := b.remembered(key); ok {
 		return a, nil
 	}
-	v, err, _ := b.flights.Do("artifact\x00"+key, func() (any, error) {
-		a, err := build()
+	return flight.Do(ctx, &b.flights, "artifact\x00"+key, func(ctx context.Context) (*Artifact, error) {
+		a, err := build(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -127,10 +129,6 @@ func (b *Builder) remember(key string, build func() (*Artifact, error)) (*Artifa
 		b.artifacts.Store(key, a)
 		return a, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Artifact), nil
 }
 
 // remembered returns the artifact remembered under key if the cache still
@@ -281,7 +279,7 @@ func (b *Builder) layer(ctx context.Context, group []*nix.PathInfo) (Layer, erro
 		b.stats.layersReused.Add(1)
 		return l, nil
 	}
-	v, err, _ := b.flights.Do("layer\x00"+key, func() (any, error) {
+	return flight.Do(ctx, &b.flights, "layer\x00"+key, func(ctx context.Context) (Layer, error) {
 		if l, ok := b.cachedLayer(key); ok {
 			b.stats.layersReused.Add(1)
 			return l, nil
@@ -294,10 +292,6 @@ func (b *Builder) layer(ctx context.Context, group []*nix.PathInfo) (Layer, erro
 		b.stats.layerBytes.Add(l.Size)
 		return l, b.rememberLayer(key, l)
 	})
-	if err != nil {
-		return Layer{}, err
-	}
-	return v.(Layer), nil
 }
 
 // layerKey identifies a layer's content: format, compression, and each
