@@ -33,10 +33,17 @@ type LocalStore struct {
 // storeListing is the store folder's entries, sorted, as of its
 // modification time: every path added or deleted changes it.
 type storeListing struct {
-	mu    sync.Mutex
-	mtime time.Time
-	names []string
+	mu     sync.Mutex
+	mtime  time.Time
+	readAt time.Time
+	names  []string
 }
+
+// listingSettled is how long after the folder's modification time a
+// listing must have been read to be kept: file times come from a clock
+// that advances a tick (milliseconds) at a time, and a path added within
+// the tick of the listing's read leaves the time as it was.
+const listingSettled = time.Second
 
 // withHash returns the store folder's entries named <hash>-*, reading the
 // folder again only if it changed since it was last read.
@@ -47,7 +54,8 @@ func (l *storeListing) withHash(hash string) ([]string, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.names == nil || !fi.ModTime().Equal(l.mtime) {
+	if l.names == nil || !fi.ModTime().Equal(l.mtime) || l.readAt.Sub(l.mtime) < listingSettled {
+		readAt := time.Now()
 		f, err := os.Open(StoreDir)
 		if err != nil {
 			return nil, err
@@ -58,7 +66,7 @@ func (l *storeListing) withHash(hash string) ([]string, error) {
 			return nil, err
 		}
 		slices.Sort(names)
-		l.names, l.mtime = names, fi.ModTime()
+		l.names, l.mtime, l.readAt = names, fi.ModTime(), readAt
 	}
 	prefix := hash + "-"
 	var out []string
