@@ -283,6 +283,9 @@ func foreignMembers(items []*item, live map[ObjectID]metav1.Object, inv *Invento
 	return errors.Join(errs...)
 }
 
+// rollBackTimeout bounds removing a failed stage's new objects.
+const rollBackTimeout = time.Minute
+
 // rollBack deletes the objects a stage of new objects created when others
 // of it were refused, so the stage leaves nothing behind.
 func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*metav1.PartialObjectMetadata, errs []error, cs *ChangeSet) error {
@@ -298,6 +301,10 @@ func (m *Manager) rollBack(ctx context.Context, todo []*item, out []*metav1.Part
 			uids[it] = out[i].GetUID()
 		}
 	}
+	// Removed even when ctx ended (an interrupted apply): not under it,
+	// but for as long as a stage's requests may take.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollBackTimeout)
+	defer cancel()
 	rollbackErrs := forEach(ctx, m.workers, created, func(ctx context.Context, it *item) error {
 		uid := uids[it]
 		err := m.resourceFor(it.obj, it.mapping).Delete(ctx, it.id.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -378,7 +385,11 @@ func failed(errs []error) bool { return errors.Join(errs...) != nil }
 func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
 	for i, err := range errs {
 		if err != nil {
-			cs.add(Change{Object: items[i].id, Action: Failed, Message: errors.Unwrap(err).Error(), stage: items[i].stage})
+			msg := err.Error()
+			if inner := errors.Unwrap(err); inner != nil {
+				msg = inner.Error() // without the object's name, which the change gives
+			}
+			cs.add(Change{Object: items[i].id, Action: Failed, Message: msg, stage: items[i].stage})
 		}
 	}
 	return errors.Join(errs...)

@@ -388,3 +388,45 @@ func TestUnreachableClusterIsAskedOnce(t *testing.T) {
 		t.Errorf("%d requests to an unreachable cluster for 200 objects", n)
 	}
 }
+
+// An apply interrupted as a stage starts (Ctrl-C) reports the interruption
+// for the objects it did not get to, and leaves none of them behind.
+func TestApplyInterruptedAtAStage(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	var set strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&set, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\n", i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	progress := func(msg string) {
+		if strings.HasPrefix(msg, "applying") {
+			cancel()
+		}
+	}
+	_, err := m.Apply(ctx, objects(t, ns, set.String()), ApplyOptions{DefaultNamespace: ns, Progress: progress})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted apply: %v, want context.Canceled", err)
+	}
+	list, err := dyn(t).Resource(configMaps).Namespace(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range list.Items {
+		if strings.HasPrefix(cm.GetName(), "cm-") {
+			t.Errorf("%s is left behind by the interrupted stage", cm.GetName())
+		}
+	}
+}
+
+// A wait whose time is up before the first read says so, naming the
+// objects, instead of judging objects it never read.
+func TestWaitWithNoTimeLeft(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	_, err := m.Apply(context.Background(), objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Wait: true, Timeout: time.Nanosecond})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("wait with a nanosecond: %v", err)
+	}
+}

@@ -32,9 +32,12 @@ func (m *Manager) wait(ctx context.Context, objs map[ObjectID]*applied, opts App
 	m.refresh(ctx, pending)
 	for {
 		for id, a := range pending {
-			r, err := status.Compute(a.obj)
-			if err != nil {
-				r = &status.Result{Status: status.UnknownStatus, Message: err.Error()}
+			r := &status.Result{Status: status.UnknownStatus, Message: "not read yet"}
+			if a.obj != nil {
+				var err error
+				if r, err = status.Compute(a.obj); err != nil {
+					r = &status.Result{Status: status.UnknownStatus, Message: err.Error()}
+				}
 			}
 			results[id] = r
 			if r.Status == status.CurrentStatus || r.Status == status.FailedStatus {
