@@ -35,6 +35,9 @@ var namespaceDefaults = map[schema.GroupResource]string{
 // API group that cannot be discovered, keeps the namespace: kix cannot tell
 // what it holds.
 func (m *Manager) foreignObjectIn(ctx context.Context, namespace string, inv Inventory, parentGoes bool) (string, error) {
+	// Every kind the cluster has now, not the ones it had when this
+	// Manager last looked.
+	m.freshDiscovery()
 	lists, err := m.disco.ServerPreferredNamespacedResources()
 	failed, err := discoveryFailures(err)
 	if err != nil {

@@ -103,6 +103,15 @@ func (m *Manager) rediscover(gvk schema.GroupVersionKind) (*meta.RESTMapping, er
 	return m.mapper.RESTMapping(gk, gvk.Version)
 }
 
+// freshDiscovery forgets what discovery said: the next look sees every
+// kind the cluster serves now. A Manager lives long in the controller, and
+// someone else may have installed a CRD since it last looked.
+func (m *Manager) freshDiscovery() {
+	m.lookup.Lock()
+	defer m.lookup.Unlock()
+	m.mapper.Reset()
+}
+
 // forgetUnknownKinds starts a plan: each kind discovery does not know is
 // worth one more discovery again.
 func (m *Manager) forgetUnknownKinds() {

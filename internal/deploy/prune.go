@@ -45,7 +45,8 @@ type member struct {
 
 // members lists every live object labelled as a member of inv, in the
 // group-kinds and namespaces st names. Group-kinds the cluster no longer
-// has (a CRD deleted since, with its objects) are skipped. A group-kind of
+// has, after a fresh discovery (a CRD deleted since, with its objects),
+// are skipped. A group-kind of
 // an API group that cannot be discovered now (an aggregated API that is
 // down) is an error: its members exist, unseen, and a prune that went on
 // without them would forget them.
@@ -56,8 +57,16 @@ func (m *Manager) members(ctx context.Context, inv Inventory, st *inventoryState
 	}
 	var tasks []task
 	var unknown []schema.GroupKind
+	fresh := false
 	for gk := range st.groupKinds {
 		mp, err := m.mapper.RESTMapping(gk)
+		if meta.IsNoMatchError(err) && !fresh {
+			// Discovery may be older than the kind (a CRD installed since
+			// this Manager last looked): look once more.
+			m.freshDiscovery()
+			fresh = true
+			mp, err = m.mapper.RESTMapping(gk)
+		}
 		if meta.IsNoMatchError(err) {
 			unknown = append(unknown, gk)
 			continue

@@ -337,3 +337,33 @@ func TestApplyWithoutInventoryRefusesMembers(t *testing.T) {
 		t.Errorf("the member lost its label: %v %v", a.GetLabels(), err)
 	}
 }
+
+// A Manager that read discovery before someone else installed a CRD still
+// sees that kind's objects in a Namespace it would prune (the controller
+// keeps its Managers for long): the Namespace is kept.
+func TestNamespacePruneSeesKindsInstalledSince(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	held := ownNamespace(t, ns+"-held")
+	inv := &Inventory{Name: "app", Namespace: ns}
+	config := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
+	apply(t, m, objects(t, ns, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+held+"}\n---\n"+config), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+
+	// Someone else installs a CRD and puts an object of it in the Namespace.
+	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
+	other, _ := newManager(t)
+	apply(t, other, objects(t, ns, schemalessCRD(t, group, "gadgets", "Gadget")), ApplyOptions{DefaultNamespace: ns})
+	gadget := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": group + "/v1", "kind": "Gadget", "metadata": map[string]any{"name": "g", "namespace": held},
+	}}
+	gadgets := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"}
+	if _, err := dyn(t).Resource(gadgets).Namespace(held).Create(context.Background(), gadget, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	cs := apply(t, m, objects(t, ns, config), ApplyOptions{DefaultNamespace: ns, Inventory: inv, Prune: true})
+	wantActions(t, cs, "Namespace/"+held+" kept", "ConfigMap/"+ns+"/cfg unchanged")
+	if terminating(t, held) {
+		t.Error("the Namespace holding another's Gadget was deleted")
+	}
+}
