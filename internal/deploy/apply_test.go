@@ -430,3 +430,25 @@ func TestWaitWithNoTimeLeft(t *testing.T) {
 		t.Errorf("wait with a nanosecond: %v", err)
 	}
 }
+
+// A custom resource of a version its CRD in the set does not serve is
+// refused before anything is applied, by diff as by apply.
+func TestCustomResourceOfAnUnservedVersion(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	extra := ownNamespace(t, ns+"-v2")
+	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
+	set := schemalessCRD(t, group, "doohickeys", "Doohickey") +
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: " + extra + "}\n---\n" +
+		"apiVersion: " + group + "/v2\nkind: Doohickey\nmetadata: {name: d}\n"
+	_, err := m.Apply(context.Background(), objects(t, ns, set), ApplyOptions{DefaultNamespace: ns})
+	if err == nil || !strings.Contains(err.Error(), "Doohickey") || !strings.Contains(err.Error(), "serves v1, not v2") {
+		t.Fatalf("apply: %v", err)
+	}
+	if exists(t, crdGVR, "", "doohickeys."+group) || exists(t, namespaces, "", extra) {
+		t.Error("the refused set was applied in part")
+	}
+	if _, err := m.Diff(context.Background(), objects(t, ns, set), DiffOptions{DefaultNamespace: ns}); err == nil || !strings.Contains(err.Error(), "serves v1, not v2") {
+		t.Errorf("diff: %v", err)
+	}
+}

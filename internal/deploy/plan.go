@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -90,7 +91,7 @@ type planScope struct {
 
 func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, inv *Inventory, labels map[string]string) (*plan, error) {
 	m.forgetUnknownKinds()
-	crds := crdScopes(objs)
+	crds := setCRDs(objs)
 	p := &plan{sums: map[ObjectID]string{}}
 	prepared, prepareErrs, err := m.prepareAll(objs, scope, inv, labels, crds)
 	if err != nil {
@@ -130,7 +131,7 @@ func (m *Manager) makePlan(objs []*unstructured.Unstructured, scope planScope, i
 // server still waits) and returns each one's item or error. An error about
 // no one object (the cluster's kinds cannot be read) is returned alone and
 // stops the rest: it would be the same for every object.
-func (m *Manager) prepareAll(objs []*unstructured.Unstructured, scope planScope, inv *Inventory, labels map[string]string, crds map[schema.GroupKind]bool) ([]*item, []error, error) {
+func (m *Manager) prepareAll(objs []*unstructured.Unstructured, scope planScope, inv *Inventory, labels map[string]string, crds map[schema.GroupKind]setCRD) ([]*item, []error, error) {
 	items := make([]*item, len(objs))
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -147,7 +148,7 @@ func (m *Manager) prepareAll(objs []*unstructured.Unstructured, scope planScope,
 	return items, errs, fatal
 }
 
-func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]bool) (*item, error) {
+func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inventory, extra map[string]string, crds map[schema.GroupKind]setCRD) (*item, error) {
 	obj := o.DeepCopy()
 	if len(extra) > 0 {
 		labels := obj.GetLabels()
@@ -165,14 +166,20 @@ func (m *Manager) prepare(o *unstructured.Unstructured, ns planScope, inv *Inven
 	// discovery too: the CRD may exist already, created since this
 	// Manager's discovery, and its objects must then be read up front.
 	mp, err := m.mapping(gvk)
-	crdNamespaced, ownCRD := crds[gvk.GroupKind()]
+	crd, ownCRD := crds[gvk.GroupKind()]
 	switch {
 	case err == nil && m.kindOf(mp) != gvk.Kind:
 		return nil, &ObjectError{ID: IDOf(obj), Err: fmt.Errorf("kind %q is spelled %q", gvk.Kind, m.kindOf(mp))}
 	case err == nil:
 		namespaced = mp.Scope.Name() == meta.RESTScopeNameNamespace
+	case ownCRD && errors.As(err, new(*NoKindError)) && !slices.Contains(crd.served, gvk.Version):
+		served := strings.Join(crd.served, ", ")
+		if served == "" {
+			served = "no version"
+		}
+		return nil, &ObjectError{ID: IDOf(obj), Err: fmt.Errorf("its CustomResourceDefinition in this set serves %s, not %s", served, gvk.Version)}
 	case ownCRD && errors.As(err, new(*NoKindError)):
-		namespaced, deferred = crdNamespaced, true
+		namespaced, deferred = crd.namespaced, true
 	case errors.As(err, new(*NoKindError)):
 		return nil, &ObjectError{ID: IDOf(obj), Err: err}
 	default:
@@ -229,18 +236,32 @@ func objIndexes(objs []*unstructured.Unstructured) []int {
 	return out
 }
 
-// crdScopes maps the group-kinds the set's own CRDs define to whether they
-// are namespaced.
-func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
-	scopes := map[schema.GroupKind]bool{}
+// setCRD is what one of the set's own CRDs says of its kind.
+type setCRD struct {
+	namespaced bool
+	served     []string // the versions it serves
+}
+
+// setCRDs maps the group-kinds the set's own CRDs define to what they say.
+func setCRDs(objs []*unstructured.Unstructured) map[schema.GroupKind]setCRD {
+	crds := map[schema.GroupKind]setCRD{}
 	for _, o := range objs {
 		if o.GroupVersionKind().GroupKind() != crdGroupKind {
 			continue
 		}
 		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-		scopes[definedKind(o)] = scope == "Namespaced"
+		c := setCRD{namespaced: scope == "Namespaced"}
+		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		for _, v := range versions {
+			if v, ok := v.(map[string]any); ok && v["served"] == true {
+				if name, ok := v["name"].(string); ok {
+					c.served = append(c.served, name)
+				}
+			}
+		}
+		crds[definedKind(o)] = c
 	}
-	return scopes
+	return crds
 }
 
 // definedKind is the group-kind a CustomResourceDefinition defines.
