@@ -383,16 +383,20 @@ func explainApplyError(err error, force bool) error {
 func failed(errs []error) bool { return errors.Join(errs...) != nil }
 
 func reportFailures(items []*item, errs []error, cs *ChangeSet) error {
+	named := make([]error, len(errs))
 	for i, err := range errs {
-		if err != nil {
-			msg := err.Error()
-			if inner := errors.Unwrap(err); inner != nil {
-				msg = inner.Error() // without the object's name, which the change gives
-			}
-			cs.add(Change{Object: items[i].id, Action: Failed, Message: msg, stage: items[i].stage})
+		if err == nil {
+			continue
 		}
+		// An item not sent at all (ctx ended first) has ctx's bare error.
+		oe, ok := err.(*ObjectError)
+		if !ok {
+			oe = &ObjectError{ID: items[i].id, Err: err}
+		}
+		named[i] = oe
+		cs.add(Change{Object: items[i].id, Action: Failed, Message: oe.Err.Error(), stage: items[i].stage})
 	}
-	return errors.Join(errs...)
+	return errors.Join(named...)
 }
 
 // classify tells what an apply did: live is the object before (nil if kix

@@ -176,20 +176,12 @@ type ObjectError struct {
 	Err error
 }
 
-// objectError names the object an error is about, if v is a plan item.
-func objectError[T any](v T, err error) error {
-	if it, ok := any(v).(*item); ok {
-		return &ObjectError{ID: it.id, Err: err}
-	}
-	return err
-}
-
 func (e *ObjectError) Error() string { return e.ID.String() + ": " + e.Err.Error() }
 func (e *ObjectError) Unwrap() error { return e.Err }
 
 // forEach runs fn for each item with at most workers at once and returns
 // the errors, by item. Once ctx is done, the items not yet started fail
-// with its error (an *ObjectError naming them, when they are items). The workers live for the whole run, so the stacks they
+// with its error. The workers live for the whole run, so the stacks they
 // grow in their first request serve the rest.
 func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) []error {
 	errs := make([]error, len(items))
@@ -198,9 +190,7 @@ func forEach[T any](ctx context.Context, workers int, items []T, fn func(context
 	for range min(max(workers, 1), len(items)) {
 		wg.Go(func() {
 			for i := range next {
-				if err := ctx.Err(); err != nil {
-					errs[i] = objectError(items[i], err)
-				} else {
+				if errs[i] = ctx.Err(); errs[i] == nil {
 					errs[i] = fn(ctx, items[i])
 				}
 			}
