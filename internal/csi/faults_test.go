@@ -33,31 +33,21 @@ func TestSharedFetchOutlivesTheVolumeThatStartedIt(t *testing.T) {
 	// download; Q's narinfo is refused once the second volume is waiting.
 	narStarted, refuseQ := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/nix-cache-info":
-			_, _ = w.Write([]byte("StoreDir: /nix/store\n"))
-		case "/" + nix.HashPart(pathP) + ".narinfo":
-			_, _ = w.Write([]byte(narinfoP))
-		case "/" + hashQ + ".narinfo":
-			<-refuseQ
-			http.NotFound(w, r)
-		case "/nar/p.nar":
-			once.Do(func() { close(narStarted) })
-			_, _ = w.Write(narP[:10])
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(time.Second):
-			}
-			_, _ = w.Write(narP[10:])
-		default:
-			http.NotFound(w, r)
+	url := serveOnePath(t, pathP, narinfoP, func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(narStarted) })
+		_, _ = w.Write(narP[:10])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(time.Second):
 		}
-	}))
-	defer srv.Close()
-	store, err := OpenStore(Options{StateDir: t.TempDir(), Substituters: []string{srv.URL}, TrustedKeys: []string{public}})
+		_, _ = w.Write(narP[10:])
+	}, map[string]http.HandlerFunc{"/" + hashQ + ".narinfo": func(w http.ResponseWriter, r *http.Request) {
+		<-refuseQ
+		http.NotFound(w, r)
+	}})
+	store, err := OpenStore(Options{StateDir: t.TempDir(), Substituters: []string{url}, TrustedKeys: []string{public}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +106,9 @@ func signedPath(t *testing.T, base string) (path string, narBytes []byte, narinf
 	return path, b.Bytes(), ni.String(), public
 }
 
-// A publish whose read-only remount fails leaves no writable mount, and
-// its retry does not take one for published.
-func TestPublishNeverLeavesAWritableView(t *testing.T) {
-	needRoot(t)
-	path, narBytes, narinfo, public := signedPath(t, "0000000000000000000000000000000r-r")
+// serveOnePath serves a binary cache of one path: its narinfo, and its NAR
+// at nar/p.nar through nar; other holds further answers, by URL path.
+func serveOnePath(t *testing.T, path, narinfo string, nar http.HandlerFunc, other map[string]http.HandlerFunc) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/nix-cache-info":
@@ -128,16 +116,29 @@ func TestPublishNeverLeavesAWritableView(t *testing.T) {
 		case "/" + nix.HashPart(path) + ".narinfo":
 			_, _ = w.Write([]byte(narinfo))
 		case "/nar/p.nar":
-			_, _ = w.Write(narBytes)
+			nar(w, r)
 		default:
+			if h := other[r.URL.Path]; h != nil {
+				h(w, r)
+				return
+			}
 			http.NotFound(w, r)
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A publish whose read-only remount fails leaves no writable mount, and
+// its retry does not take one for published.
+func TestPublishNeverLeavesAWritableView(t *testing.T) {
+	needRoot(t)
+	path, narBytes, narinfo, public := signedPath(t, "0000000000000000000000000000000r-r")
+	url := serveOnePath(t, path, narinfo, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(narBytes) }, nil)
 	state := t.TempDir()
 	defer unmountUnder(t, state)
 	failing := &remountFails{Interface: mount.NewWithoutSystemd("")}
-	d, err := New(Options{NodeID: "n", StateDir: state, Substituters: []string{srv.URL}, TrustedKeys: []string{public}, Mounter: failing})
+	d, err := New(Options{NodeID: "n", StateDir: state, Substituters: []string{url}, TrustedKeys: []string{public}, Mounter: failing})
 	if err != nil {
 		t.Fatal(err)
 	}
