@@ -87,7 +87,19 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 // benchFetch times kix csi fetch and nix copy, taking turns, copying the
 // closure of root from the cache folder dir served by kix cache, and
 // returns their medians.
+//
+// Both write their stores to a new ext4 filesystem with a journal, as a
+// node's disk has, and each run's store is deleted, untimed, before the
+// next run. Kept, the runs' stores would add 200 MiB of page cache each,
+// and on this virtual machine the first write to memory never used before
+// costs more than the copy itself: the later runs, whoever made them,
+// would measure the host's memory instead of the tools.
 func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root string) (kix, nix time.Duration, err error) {
+	stores, unmount, err := mountStores(ctx, work)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer unmount()
 	addr, err := freeAddr()
 	if err != nil {
 		return 0, 0, err
@@ -98,15 +110,17 @@ func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root st
 	}
 	defer srv.stop()
 	url := "http://" + addr
-	fetch, err := alternate(fetchRuns, func(i int) error {
-		_, err := run(ctx, cfg.kix, "csi", "fetch", "--state-dir", filepath.Join(work, fmt.Sprint("kix-", i)),
+	kixStore, nixStore := filepath.Join(stores, "kix"), filepath.Join(stores, "nix")
+	tidy := func() error { return errors.Join(os.RemoveAll(kixStore), os.RemoveAll(nixStore)) }
+	fetch, err := alternate(fetchRuns, tidy, func(int) error {
+		_, err := run(ctx, cfg.kix, "csi", "fetch", "--state-dir", kixStore,
 			"--substituter", url, "--trusted-public-key", public, root)
 		if err != nil {
 			return fmt.Errorf("kix csi fetch: %w", err)
 		}
 		return nil
 	}, func(i int) error {
-		if err := nixCopyFrom(ctx, work, i, url, public, root); err != nil {
+		if err := nixCopyFrom(ctx, work, i, url, public, root, nixStore); err != nil {
 			return fmt.Errorf("nix copy: %w", err)
 		}
 		return nil
@@ -116,6 +130,34 @@ func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root st
 	}
 	return median(fetch[0]), median(fetch[1]), nil
 }
+
+// mountStores makes a new ext4 filesystem in an image file in work, mounts
+// it, and returns where and how to unmount it. A filesystem of its own
+// keeps the fetches off the machine's root filesystem, whatever it is and
+// whatever was deleted there lately.
+func mountStores(ctx context.Context, work string) (string, func(), error) {
+	img, mnt := filepath.Join(work, "stores.img"), filepath.Join(work, "stores")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		return "", nil, err
+	}
+	if err := os.Truncate(img, storesSize); err != nil {
+		return "", nil, err
+	}
+	if _, err := run(ctx, "mkfs.ext4", "-q", "-F", img); err != nil {
+		return "", nil, err
+	}
+	if _, err := run(ctx, "mount", "-o", "loop", img, mnt); err != nil {
+		return "", nil, fmt.Errorf("the fetch benchmark mounts a filesystem image, which takes root: %w", err)
+	}
+	return mnt, func() { _, _ = run(context.WithoutCancel(ctx), "umount", mnt) }, nil
+}
+
+// storesSize is the size of the stores' filesystem: room for one store
+// of each tool, most of it never written (the image is sparse).
+const storesSize = 4 << 30
 
 // narinfoTools are the programs benchNarinfos runs.
 type narinfoTools struct{ nginx, wrk, taskset string }
@@ -159,7 +201,7 @@ func benchNarinfos(ctx context.Context, cfg benchConfig, tools narinfoTools, wor
 		rps[i] = append(rps[i], r)
 		return nil
 	}
-	if _, err := alternate(loadRounds,
+	if _, err := alternate(loadRounds, nil,
 		func(int) error { return load(0, "kix cache", "http://"+addr) },
 		func(int) error { return load(1, "nginx", nginxURL) }); err != nil {
 		return 0, 0, err
@@ -201,11 +243,11 @@ func nixCacheFolder(ctx context.Context, work, root string) (string, string, err
 	return dir, strings.TrimSpace(string(key)), err
 }
 
-// nixCopyFrom has Nix copy root's closure from the cache into a fresh store,
-// with its own narinfo cache.
-func nixCopyFrom(ctx context.Context, work string, i int, url, public, root string) error {
+// nixCopyFrom has Nix copy root's closure from the cache into a fresh store
+// with root store, with its own narinfo cache (run i's).
+func nixCopyFrom(ctx context.Context, work string, i int, url, public, root, store string) error {
 	cmd := exec.CommandContext(ctx, "nix", "--extra-experimental-features", "nix-command", "copy",
-		"--from", url, "--to", "local?root="+filepath.Join(work, fmt.Sprint("nix-", i)),
+		"--from", url, "--to", "local?root="+store,
 		"--option", "trusted-public-keys", public, root)
 	cmd.Env = append(fixture.Env(), "XDG_CACHE_HOME="+filepath.Join(work, fmt.Sprint("xdg-", i)))
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -218,9 +260,10 @@ func nixCopyFrom(ctx context.Context, work string, i int, url, public, root stri
 // gets the machine in a better state (a page cache written back, a warmer
 // CPU), and returns their times. The one that goes first changes every
 // round (a b, b a, a b, ...), so a machine that speeds up or slows down
-// over the runs favours neither. Dirty pages are written back before each
-// run, so no run pays for the one before it.
-func alternate(n int, a, b func(i int) error) ([2][]time.Duration, error) {
+// over the runs favours neither. tidy, if not nil, runs after each run,
+// untimed. Dirty pages are written back before each run, so no run pays
+// for the one before it.
+func alternate(n int, tidy func() error, a, b func(i int) error) ([2][]time.Duration, error) {
 	var times [2][]time.Duration
 	for i := range n {
 		order := []int{0, 1}
@@ -235,6 +278,11 @@ func alternate(n int, a, b func(i int) error) ([2][]time.Duration, error) {
 				return times, err
 			}
 			times[j] = append(times[j], time.Since(start))
+			if tidy != nil {
+				if err := tidy(); err != nil {
+					return times, err
+				}
+			}
 		}
 	}
 	return times, nil
