@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,11 +91,16 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 // returns their medians.
 //
 // Both write their stores to a new ext4 filesystem with a journal, as a
-// node's disk has, and each run's store is deleted, untimed, before the
-// next run. Kept, the runs' stores would add 200 MiB of page cache each,
-// and on this virtual machine the first write to memory never used before
-// costs more than the copy itself: the later runs, whoever made them,
-// would measure the host's memory instead of the tools.
+// node's disk has. Before each run, untimed, the last run's store is
+// deleted and the cache folder is read through, so that every run starts
+// from the same machine:
+//   - Kept, the runs' stores would add 200 MiB of page cache each, and on
+//     a virtual machine that hands unused memory back to its host, the
+//     first write to such memory costs more than the copy itself: the
+//     later runs would measure the host instead of the tools.
+//   - Such a machine also pages out what was not touched for some seconds
+//     (DAMON): the server would read some NARs from disk in one run and
+//     none in the next. A cache in use is in memory.
 func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root string) (kix, nix time.Duration, err error) {
 	stores, unmount, err := mountStores(ctx, work)
 	if err != nil {
@@ -111,8 +118,10 @@ func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root st
 	defer srv.stop()
 	url := "http://" + addr
 	kixStore, nixStore := filepath.Join(stores, "kix"), filepath.Join(stores, "nix")
-	tidy := func() error { return errors.Join(os.RemoveAll(kixStore), os.RemoveAll(nixStore)) }
-	fetch, err := alternate(fetchRuns, tidy, func(int) error {
+	prepare := func() error {
+		return errors.Join(os.RemoveAll(kixStore), os.RemoveAll(nixStore), readAll(dir))
+	}
+	fetch, err := alternate(fetchRuns, prepare, func(int) error {
 		_, err := run(ctx, cfg.kix, "csi", "fetch", "--state-dir", kixStore,
 			"--substituter", url, "--trusted-public-key", public, root)
 		if err != nil {
@@ -260,10 +269,10 @@ func nixCopyFrom(ctx context.Context, work string, i int, url, public, root, sto
 // gets the machine in a better state (a page cache written back, a warmer
 // CPU), and returns their times. The one that goes first changes every
 // round (a b, b a, a b, ...), so a machine that speeds up or slows down
-// over the runs favours neither. tidy, if not nil, runs after each run,
-// untimed. Dirty pages are written back before each run, so no run pays
-// for the one before it.
-func alternate(n int, tidy func() error, a, b func(i int) error) ([2][]time.Duration, error) {
+// over the runs favours neither.
+// prepare, if not nil, runs before each run, untimed. Dirty pages are
+// written back before each run too, so no run pays for the one before it.
+func alternate(n int, prepare func() error, a, b func(i int) error) ([2][]time.Duration, error) {
 	var times [2][]time.Duration
 	for i := range n {
 		order := []int{0, 1}
@@ -272,20 +281,36 @@ func alternate(n int, tidy func() error, a, b func(i int) error) ([2][]time.Dura
 		}
 		for _, j := range order {
 			f := []func(int) error{a, b}[j]
+			if prepare != nil {
+				if err := prepare(); err != nil {
+					return times, err
+				}
+			}
 			syscall.Sync()
 			start := time.Now()
 			if err := f(i); err != nil {
 				return times, err
 			}
 			times[j] = append(times[j], time.Since(start))
-			if tidy != nil {
-				if err := tidy(); err != nil {
-					return times, err
-				}
-			}
 		}
 	}
 	return times, nil
+}
+
+// readAll reads every file under dir, so that it is in the page cache.
+func readAll(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(io.Discard, f)
+		return err
+	})
 }
 
 // median returns the middle value of xs.
