@@ -124,7 +124,7 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 		return results, err
 	}
 	wrote := false
-	for s := StageCRDs; s <= StageWebhooks; s++ {
+	for s := StageNamespaces; s <= StageWebhooks; s++ {
 		items := p.stage(s)
 		if len(items) == 0 {
 			continue
@@ -172,8 +172,8 @@ func (m *Manager) applyStages(ctx context.Context, p *plan, opts ApplyOptions, i
 			}
 		}
 	}
-	// A set of CRDs and Namespaces only, one of which holds the parent,
-	// has had no later stage to record it before.
+	// A set of Namespaces only, one of which holds the parent, has had no
+	// later stage to record it before.
 	return results, intent.before(ctx, StageWebhooks)
 }
 

@@ -345,6 +345,48 @@ func TestInventoryInAMissingNamespace(t *testing.T) {
 	}
 }
 
+// When the set brings the Namespace of its inventory's parent, the parent
+// records the set's kinds before any CRD is applied: an apply that stops
+// at the Namespaces leaves no CRD behind that no parent lists, and that a
+// later prune would never find.
+func TestApplyStoppedAtNamespacesLeavesNoCRD(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	home := ownNamespace(t, ns+"-home")
+	group := strings.ReplaceAll(ns, "-", "") + ".example.org"
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	t.Cleanup(func() {
+		_ = dyn(t).Resource(crds).Delete(context.Background(), "gadgets."+group, metav1.DeleteOptions{})
+	})
+	set := strings.ReplaceAll(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.GROUP}
+spec:
+  group: GROUP
+  scope: Cluster
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: HOME}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: HOME-refused, labels: {bad: "not a label value!"}}
+`, "GROUP", group)
+	set = strings.ReplaceAll(set, "HOME", home)
+	_, err := m.Apply(context.Background(), objects(t, home, set), ApplyOptions{DefaultNamespace: home, Inventory: &Inventory{Name: "app", Namespace: home}})
+	if err == nil || !strings.Contains(err.Error(), "Namespace/"+home+"-refused") {
+		t.Fatalf("error %v does not name Namespace/%s-refused", err, home)
+	}
+	if exists(t, crds, "", "gadgets."+group) {
+		t.Error("the CRD was applied before the parent's Namespace, and the apply stopped before any parent recorded it")
+	}
+}
+
 // Discovery finds a kind whatever its case; the API does not, so a
 // misspelt kind is refused before anything is applied.
 func TestKindCaseIsChecked(t *testing.T) {

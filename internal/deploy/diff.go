@@ -53,7 +53,7 @@ func (m *Manager) Diff(ctx context.Context, objs []*unstructured.Unstructured, o
 		return nil, ErrEmptySet
 	}
 	var diffs []ObjectDiff
-	for s := StageCRDs; s <= StageWebhooks; s++ {
+	for s := StageNamespaces; s <= StageWebhooks; s++ {
 		items := p.stage(s)
 		if len(items) == 0 {
 			continue

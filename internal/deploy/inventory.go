@@ -193,7 +193,7 @@ func (w *intentWriter) before(ctx context.Context, s Stage) error {
 		switch {
 		case !w.plan.namespaceObjects()[w.inv.Namespace]:
 			return fmt.Errorf("%s: its namespace %q does not exist, and the set does not create it (--inventory-namespace names it)", w.inv, w.inv.Namespace)
-		case s <= StageNamespaces:
+		case s == StageNamespaces:
 			return nil // the parent's namespace comes with this set; try after it
 		case w.dryRun:
 			err = nil // a dry run did not create it

@@ -65,11 +65,15 @@ type Stage int
 
 // The stages, in the order they are applied (and pruned in reverse).
 const (
+	// StageNamespaces: Namespaces, so namespaced objects have a home. They
+	// come first so that an inventory whose parent lives in a Namespace of
+	// the set can record the set's kinds before anything else is applied
+	// (see intentWriter): an apply stopped after its CRDs leaves no CRD
+	// that the parent does not list.
+	StageNamespaces Stage = iota
 	// StageCRDs: CustomResourceDefinitions, waited for until Established,
 	// so the set's own custom resources can follow.
-	StageCRDs Stage = iota
-	// StageNamespaces: Namespaces, so namespaced objects have a home.
-	StageNamespaces
+	StageCRDs
 	// StageClusterScoped: other cluster-scoped objects (ClusterRoles,
 	// StorageClasses, cluster-scoped custom resources).
 	StageClusterScoped
@@ -80,7 +84,7 @@ const (
 	StageWebhooks
 )
 
-var stageNames = []string{"CRDs", "namespaces", "cluster-scoped objects", "namespaced objects", "webhooks"}
+var stageNames = []string{"namespaces", "CRDs", "cluster-scoped objects", "namespaced objects", "webhooks"}
 
 func (s Stage) String() string { return stageNames[s] }
 

@@ -23,7 +23,7 @@ func TestInApplyOrder(t *testing.T) {
 	for _, o := range InApplyOrder(objs) {
 		got = append(got, o.GetKind()+"/"+o.GetName())
 	}
-	want := []string{"CustomResourceDefinition/widgets.example.org", "Namespace/shop", "ConfigMap/b", "ConfigMap/a", "Widget/w", "ValidatingWebhookConfiguration/hook"}
+	want := []string{"Namespace/shop", "CustomResourceDefinition/widgets.example.org", "ConfigMap/b", "ConfigMap/a", "Widget/w", "ValidatingWebhookConfiguration/hook"}
 	if !slices.Equal(got, want) {
 		t.Errorf("order %q, want %q", got, want)
 	}

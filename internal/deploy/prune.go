@@ -177,7 +177,7 @@ func (m *Manager) prune(ctx context.Context, inv Inventory, old *inventoryState,
 	// if a deletion fails, the parent still records what is left.
 	var batches [][]*member
 	var home []*member
-	for s := StageWebhooks; s >= StageCRDs; s-- {
+	for s := StageWebhooks; s >= StageNamespaces; s-- {
 		var batch []*member
 		for _, mb := range gone {
 			switch {
@@ -212,7 +212,7 @@ func (mb *member) stage() Stage { return stageOf(mb.id, mb.namespaced) }
 func (m *Manager) judge(ctx context.Context, inv Inventory, p *plan, doomed []*member, dryRun bool, cs *ChangeSet) (kept, gone []*member, err error) {
 	staying := slices.Collect(maps.Keys(p.ids()))
 	var home *member
-	for s := StageWebhooks; s >= StageCRDs; s-- {
+	for s := StageWebhooks; s >= StageNamespaces; s-- {
 		type verdict struct {
 			mb     *member
 			reason string
