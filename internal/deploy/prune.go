@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/dynamic"
 )
 
 // ErrNoInventory is returned by Prune for an inventory that does not
@@ -320,9 +321,20 @@ func (m *Manager) pruneOne(ctx context.Context, mb *member, dryRun bool) (Change
 	if dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}
-	err := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace).Delete(ctx, mb.id.Name, del)
+	resource := m.client.Resource(mb.mapping.Resource).Namespace(mb.id.Namespace)
+	err := resource.Delete(ctx, mb.id.Name, del)
+	if apierrors.IsConflict(err) {
+		// The UID precondition failed: the object judged is gone, and
+		// another of its name is there now. That one is deleted only by a
+		// prune that judged it.
+		err = replacedMember(ctx, resource, mb)
+		if err == nil {
+			c.Action, c.Message = Pruned, "already gone"
+			return c, nil
+		}
+	}
 	switch {
-	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+	case apierrors.IsNotFound(err):
 		c.Action, c.Message = Pruned, "already gone"
 		return c, nil
 	case err != nil:
@@ -331,6 +343,23 @@ func (m *Manager) pruneOne(ctx context.Context, mb *member, dryRun bool) (Change
 	}
 	c.Action = Pruned
 	return c, nil
+}
+
+// replacedMember says why pruneOne leaves the object that took the place
+// of mb since it was listed: it is labelled a member of the same
+// inventory, or could not be read. It returns nil if the name is free
+// again, or taken by an object that is not a member.
+func replacedMember(ctx context.Context, resource dynamic.ResourceInterface, mb *member) error {
+	now, err := resource.Get(ctx, mb.id.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case now.GetLabels()[PartOfLabel] != mb.obj.GetLabels()[PartOfLabel]:
+		return nil
+	}
+	return fmt.Errorf("replaced since it was listed (UID %s, now %s) by another member of the set: not deleted; prune again to judge it", mb.obj.GetUID(), now.GetUID())
 }
 
 // Prune deletes the members of an inventory that are not among objs,

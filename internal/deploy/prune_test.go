@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/kix-project/kix/test/cluster"
 )
@@ -365,5 +366,50 @@ func TestNamespacePruneSeesKindsInstalledSince(t *testing.T) {
 	wantActions(t, cs, "Namespace/"+held+" kept", "ConfigMap/"+ns+"/cfg unchanged")
 	if terminating(t, held) {
 		t.Error("the Namespace holding another's Gadget was deleted")
+	}
+}
+
+// A member deleted and made again since the prune listed it is not
+// deleted: the object there now was never judged. One whose name is free
+// again is reported gone.
+func TestPruneLeavesAMemberMadeAgain(t *testing.T) {
+	m, _ := newManager(t)
+	ns := kube.Get(t).Namespace(t)
+	inv := &Inventory{Name: "again", Namespace: ns}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	listed, err := m.members(context.Background(), *inv, &inventoryState{
+		groupKinds: sets.New(schema.GroupKind{Kind: "ConfigMap"}),
+		namespaces: sets.New(ns),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*member{}
+	for _, mb := range listed {
+		byName[mb.id.Name] = mb
+	}
+	if byName["a"] == nil || byName["b"] == nil {
+		t.Fatalf("members %v, want ConfigMaps a and b", listed)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := dyn(t).Resource(configMaps).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(t, m, objects(t, ns, twoConfigMaps), ApplyOptions{DefaultNamespace: ns, Inventory: inv})
+	if err := dyn(t).Resource(configMaps).Namespace(ns).Delete(context.Background(), "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := m.pruneOne(context.Background(), byName["b"], false)
+	if err == nil || c.Action != Failed || !strings.Contains(c.Message, "replaced since it was listed") {
+		t.Errorf("pruning a member made again since it was listed: %s %q, %v", c.Action, c.Message, err)
+	}
+	if !exists(t, configMaps, ns, "b") {
+		t.Error("the member made again was deleted unjudged")
+	}
+	c, err = m.pruneOne(context.Background(), byName["a"], false)
+	if err != nil || c.Action != Pruned || c.Message != "already gone" {
+		t.Errorf("pruning a member deleted since it was listed: %s %q, %v", c.Action, c.Message, err)
 	}
 }
