@@ -128,6 +128,22 @@ func (a *Artifact) Blobs() []v1.Hash {
 	return hs
 }
 
+// cachedSize is what the artifact keeps in the blob cache: its configs,
+// layers and manifests.
+func (a *Artifact) cachedSize() int64 {
+	var n int64
+	for _, img := range a.Images() {
+		n += int64(len(img.Config))
+		for _, l := range img.Layers {
+			n += l.Size
+		}
+	}
+	for _, m := range a.manifests() {
+		n += int64(len(m.Raw))
+	}
+	return n
+}
+
 // writeManifests serialises an image's OCI manifest and, if its layers
 // allow, a Docker schema 2 one, and stores both in the cache.
 func writeManifests(cache *BlobCache, img *Image) error {

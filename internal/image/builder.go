@@ -125,10 +125,35 @@ func (b *Builder) remember(ctx context.Context, key string, build func(context.C
 		if err != nil {
 			return nil, err
 		}
+		if err := b.fits(key, a); err != nil {
+			return nil, err
+		}
 		b.stats.artifacts.Add(1)
 		b.artifacts.Store(key, a)
 		return a, nil
 	})
+}
+
+// fits refuses an artifact that was just made if the cache has already
+// let some of its blobs go because they all take more than it holds: its
+// last layers evicted its first, and every pull would make it again, and
+// fail. An artifact that fits but lost a blob to other work meanwhile is
+// fine: serving that blob makes it again.
+func (b *Builder) fits(key string, a *Artifact) error {
+	size := a.cachedSize()
+	if size <= b.Cache.maxBytes {
+		return nil
+	}
+	for _, d := range a.Blobs() {
+		if _, ok := b.Cache.Stat(d); !ok {
+			name := a.StorePath
+			if name == "" {
+				name = strings.ReplaceAll(strings.TrimPrefix(key, "packages\x00"), "\x00", " ")
+			}
+			return fmt.Errorf("%s: the image's layers, configs and manifests take %d bytes, more than the layer cache's bound of %d (--cache-size)", name, size, b.Cache.maxBytes)
+		}
+	}
+	return nil
 }
 
 // remembered returns the artifact remembered under key if the cache still

@@ -345,6 +345,24 @@ func TestBuildAfterEviction(t *testing.T) {
 	validateArtifact(t, b, again)
 }
 
+// An image larger than the layer cache is refused with the reason, not
+// made again on every pull as its last layers evict its first.
+func TestImageLargerThanTheCache(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	whole := build(t, newBuilder(t, nix.NewLocalStore()), hello).cachedSize()
+	for _, bound := range []int64{whole - 1, 1} {
+		b := newBuilder(t, nix.NewLocalStore())
+		b.Cache.maxBytes = bound
+		_, err := b.Build(context.Background(), hello)
+		if err == nil || !strings.Contains(err.Error(), hello) || !strings.Contains(err.Error(), "--cache-size") {
+			t.Errorf("Build with a cache of %d bytes for an image of %d: %v", bound, whole, err)
+		}
+	}
+	b := newBuilder(t, nix.NewLocalStore())
+	b.Cache.maxBytes = whole
+	validateArtifact(t, b, build(t, b, hello))
+}
+
 func TestNotFound(t *testing.T) {
 	b := newBuilder(t, nix.NewLocalStore())
 	_, err := b.Build(context.Background(), "/nix/store/00000000000000000000000000000000-missing")
