@@ -22,7 +22,7 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 	if err != nil {
 		return errorf(http.StatusBadRequest, codeDigestInvalid, "invalid digest %q: %v", ref, err)
 	}
-	a, err := reg.resolve(r.Context(), name)
+	a, err := reg.resolveDigest(r.Context(), name, d)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repo
 	if errors.Is(err, image.ErrBlobNotCached) {
 		// Evicted since it was resolved (a full cache under many pulls):
 		// resolving again makes the Builder assemble it anew.
-		if _, err := reg.resolve(r.Context(), name); err != nil {
+		if _, err := reg.resolveDigest(r.Context(), name, d); err != nil {
 			return err
 		}
 		f, size, err = reg.opts.Builder.Cache.Open(d)

@@ -24,7 +24,13 @@ func (reg *Registry) serveManifest(w http.ResponseWriter, r *http.Request, name 
 	} else if err := parseTag(ref); err != nil {
 		return errorf(http.StatusBadRequest, codeManifestUnknown, "%v", err)
 	}
-	a, err := reg.resolve(r.Context(), name)
+	var a *image.Artifact
+	var err error
+	if byDigest != nil {
+		a, err = reg.resolveDigest(r.Context(), name, *byDigest)
+	} else {
+		a, err = reg.resolve(r.Context(), name)
+	}
 	if err != nil {
 		return err
 	}

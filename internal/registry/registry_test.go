@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -11,7 +12,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -326,6 +329,56 @@ func TestPackages(t *testing.T) {
 	status, _, body := reg.get(t, "GET", "/v2/pkgs/hello/no-such-package/manifests/latest", nil)
 	if status != 404 || !strings.Contains(string(body), "no-such-package") {
 		t.Errorf("unknown package: %d %s", status, body)
+	}
+}
+
+// changingSet is the fixture package set, changed under the registry:
+// once changed, every package name builds busybox.
+type changingSet struct {
+	set     *nix.PackageSet
+	changed atomic.Bool
+}
+
+func (c *changingSet) Build(ctx context.Context, attrs []string) ([]string, error) {
+	if c.changed.Load() {
+		attrs = []string{"busybox"}
+	}
+	return c.set.Build(ctx, attrs)
+}
+
+// A pull that started before the package set changed under its pkgs/ name
+// gets the image it started: the manifest and blobs it names by digest.
+// The tag gives the new image.
+func TestPackagesChangedDuringAPull(t *testing.T) {
+	fixture.Build(t, "hello")
+	fixture.Build(t, "busybox")
+	set := &changingSet{set: &nix.PackageSet{Ref: fixture.Dir()}}
+	reg := newRegistry(t, nix.NewLocalStore(), func(o *Options) {
+		o.Packages = set
+		o.PackagesTTL = time.Nanosecond // the set is evaluated again on every request
+	})
+	started, err := remote.Image(reg.ref(t, "pkgs/hello:latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := started.Digest()
+	set.changed.Store(true)
+	if err := validate.Image(started); err != nil {
+		t.Errorf("pulling the image resolved before the set changed: %v", err)
+	}
+	byDigest, err := remote.Image(reg.ref(t, "pkgs/hello@"+digest.String()))
+	if err != nil {
+		t.Fatalf("the image resolved before the set changed, by digest: %v", err)
+	}
+	if d, _ := byDigest.Digest(); d != digest {
+		t.Errorf("by digest %s, got %s", digest, d)
+	}
+	now, err := remote.Image(reg.ref(t, "pkgs/hello:latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := now.Digest(); d == digest {
+		t.Error("the tag still gives the image of before the set changed")
 	}
 }
 
