@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
 	nix-bin etcd-server containerd runc containernetworking-plugins
-	busybox-static iproute2 iptables skopeo umoci nginx wrk
+	busybox-static iproute2 iptables skopeo umoci nginx wrk e2fsprogs
 )
 
 missing=()
