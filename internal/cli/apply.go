@@ -107,8 +107,8 @@ func NewCmdApply(streams IOStreams) *cobra.Command {
 		Use:   "apply -f FILE [--inventory NAME [--prune]] [--wait]",
 		Short: "Apply a Nix expression's objects to the cluster: ordered, waited for, safely pruned",
 		Long: `Evaluate -f (as kix build does), build what the objects refer to, and
-apply the objects with server-side apply (field manager kix): CRDs first (and
-waited for until established), then namespaces, cluster-scoped objects,
+apply the objects with server-side apply (field manager kix): namespaces
+first, then CRDs (waited for until established), cluster-scoped objects,
 namespaced objects, and admission webhooks last. Objects that are already as
 desired are not sent; a stage the API refuses any object of is not applied.
 

@@ -27,7 +27,7 @@ func NewCmdBuild(streams IOStreams) *cobra.Command {
 		Short: "Evaluate a Nix expression (or manifests) and print the Kubernetes objects, without touching a cluster",
 		Long: `Evaluate what -f names, build every store path the objects refer to (images,
 programs, data), and print the objects: YAML documents by default, or a JSON
-List with -o json, ready for kubectl apply -f -: CRDs first, then Namespaces,
+List with -o json, ready for kubectl apply -f -: Namespaces first, then CRDs,
 admission webhooks last.
 
 -f takes a Nix file (a function is called with --arg/--argstr, as nix-build

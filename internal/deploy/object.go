@@ -115,7 +115,7 @@ var webhookKinds = map[schema.GroupKind]bool{
 }
 
 // InApplyOrder returns objs in an order a one-pass tool (kubectl apply -f)
-// can apply them in: CRDs, then Namespaces, then the rest as they came,
+// can apply them in: Namespaces, then CRDs, then the rest as they came,
 // admission webhooks and policies last. It asks no cluster, so unlike an
 // apply it does not tell cluster-scoped objects from namespaced ones.
 func InApplyOrder(objs []*unstructured.Unstructured) []*unstructured.Unstructured {

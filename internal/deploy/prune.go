@@ -355,7 +355,7 @@ func replacedMember(ctx context.Context, resource dynamic.ResourceInterface, mb 
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return err
+		return fmt.Errorf("replaced since it was listed (its UID did not match), and reading the new object failed: %w", err)
 	case now.GetLabels()[PartOfLabel] != mb.obj.GetLabels()[PartOfLabel]:
 		return nil
 	}
