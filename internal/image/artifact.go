@@ -77,7 +77,7 @@ func (a *Artifact) Manifest(docker bool) Manifest {
 // ManifestByDigest finds any manifest of the artifact (top level or a
 // platform's) by digest.
 func (a *Artifact) ManifestByDigest(d v1.Hash) (Manifest, bool) {
-	for _, m := range a.manifests() {
+	for _, m := range a.Manifests() {
 		if m.Digest == d {
 			return m, true
 		}
@@ -85,7 +85,9 @@ func (a *Artifact) ManifestByDigest(d v1.Hash) (Manifest, bool) {
 	return Manifest{}, false
 }
 
-func (a *Artifact) manifests() []Manifest {
+// Manifests returns every manifest of the artifact: its top-level ones,
+// and for an index those of its images.
+func (a *Artifact) Manifests() []Manifest {
 	var ms []Manifest
 	add := func(img *Image) {
 		ms = append(ms, img.OCI)
@@ -138,7 +140,7 @@ func (a *Artifact) cachedSize() int64 {
 			n += l.Size
 		}
 	}
-	for _, m := range a.manifests() {
+	for _, m := range a.Manifests() {
 		n += int64(len(m.Raw))
 	}
 	return n

@@ -16,7 +16,8 @@ import (
 // serveBlob serves a config or layer of the repository's artifact, or one
 // of its manifests. A digest the artifact does not name is unknown, even if
 // the cache holds it for another image: a repository serves nothing outside
-// its closure.
+// its closure (a pkgs/ name: the closures of its last resolutions, see
+// packages.go).
 func (reg *Registry) serveBlob(w http.ResponseWriter, r *http.Request, name repoName, ref string) error {
 	d, err := v1.NewHash(ref)
 	if err != nil {

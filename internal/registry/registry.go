@@ -17,12 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kix-project/kix/internal/image"
 	"github.com/kix-project/kix/internal/nix"
@@ -61,22 +58,10 @@ type Registry struct {
 	opts Options
 
 	mu       sync.Mutex
-	packages map[string]packageEntry // pkgs/ name -> built roots
+	packages map[string]packageEntry // pkgs/ name -> what it stands for (packages.go)
 
 	referrers sync.Map // subject manifest digest -> *referrer (referrers.go)
 }
-
-type packageEntry struct {
-	roots   []string
-	expires time.Time
-	// earlier are the roots the name stood for before, newest first: a
-	// client that resolved the name then is still pulling their digests.
-	earlier [][]string
-}
-
-// keptResolutions is how many earlier roots of a pkgs/ name stay pullable
-// by digest after the package set changed under it.
-const keptResolutions = 3
 
 // New returns a registry serving what opts.Builder builds.
 func New(opts Options) *Registry {
@@ -167,71 +152,6 @@ func (reg *Registry) storePath(ctx context.Context, name repoName) (string, erro
 		return "", buildError(name, err)
 	}
 	return p, nil
-}
-
-func (reg *Registry) resolvePackages(ctx context.Context, name repoName) (*image.Artifact, error) {
-	if reg.opts.Packages == nil {
-		return nil, errorf(http.StatusNotFound, codeNameUnknown, "%s: this registry has no package set (--package-set)", name.raw)
-	}
-	roots, err := reg.packageRoots(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	a, err := reg.opts.Builder.BuildPackages(ctx, roots)
-	if err != nil {
-		return nil, buildError(name, err)
-	}
-	return a, nil
-}
-
-func (reg *Registry) packageRoots(ctx context.Context, name repoName) ([]string, error) {
-	reg.mu.Lock()
-	e, ok := reg.packages[name.raw]
-	reg.mu.Unlock()
-	if ok && time.Now().Before(e.expires) {
-		return e.roots, nil
-	}
-	roots, err := reg.opts.Packages.Build(ctx, name.packages)
-	if errors.Is(err, nix.ErrUnknownAttribute) {
-		return nil, errorf(http.StatusNotFound, codeNameUnknown, "%s: %v", name.raw, err)
-	}
-	if err != nil {
-		return nil, errorf(http.StatusBadGateway, codeUnknown, "%s: building packages: %v", name.raw, err)
-	}
-	reg.mu.Lock()
-	next := packageEntry{roots: roots, expires: time.Now().Add(reg.opts.PackagesTTL), earlier: e.earlier}
-	if ok && !slices.Equal(e.roots, roots) {
-		next.earlier = append([][]string{e.roots}, e.earlier[:min(len(e.earlier), keptResolutions-1)]...)
-	}
-	reg.packages[name.raw] = next
-	reg.mu.Unlock()
-	return roots, nil
-}
-
-// resolveDigest is resolve for a request naming the digest d. A pkgs/ name
-// whose package set changed since a client resolved its tag gives the
-// artifact it stood for then, if that one holds d: the pull under way
-// completes with the image it started.
-func (reg *Registry) resolveDigest(ctx context.Context, name repoName, d v1.Hash) (*image.Artifact, error) {
-	a, err := reg.resolve(ctx, name)
-	if err != nil || name.packages == nil || holds(a, d) {
-		return a, err
-	}
-	reg.mu.Lock()
-	earlier := reg.packages[name.raw].earlier
-	reg.mu.Unlock()
-	for _, roots := range earlier {
-		if older, err := reg.opts.Builder.BuildPackages(ctx, roots); err == nil && holds(older, d) {
-			return older, nil
-		}
-	}
-	return a, nil
-}
-
-// holds reports whether d is one of a's manifests or blobs.
-func holds(a *image.Artifact, d v1.Hash) bool {
-	_, ok := a.ManifestByDigest(d)
-	return ok || slices.Contains(a.Blobs(), d)
 }
 
 // buildError turns a failure to build a repository's image into an API

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -333,45 +334,42 @@ func TestPackages(t *testing.T) {
 }
 
 // changingSet is the fixture package set, changed under the registry:
-// once changed, every package name builds busybox.
+// once changed, every package name builds busybox; once failing, nothing
+// evaluates.
 type changingSet struct {
-	set     *nix.PackageSet
-	changed atomic.Bool
+	set              *nix.PackageSet
+	changed, failing atomic.Bool
 }
 
 func (c *changingSet) Build(ctx context.Context, attrs []string) ([]string, error) {
+	if c.failing.Load() {
+		return nil, errors.New("the package set does not evaluate")
+	}
 	if c.changed.Load() {
 		attrs = []string{"busybox"}
 	}
 	return c.set.Build(ctx, attrs)
 }
 
-// A pull that started before the package set changed under its pkgs/ name
-// gets the image it started: the manifest and blobs it names by digest.
-// The tag gives the new image.
+// A pull that began before the package set changed under its pkgs/ name
+// gets the image it began: the manifest and blobs it names by digest,
+// while the tag gives the new image, and while the set fails to evaluate.
 func TestPackagesChangedDuringAPull(t *testing.T) {
 	fixture.Build(t, "hello")
 	fixture.Build(t, "busybox")
 	set := &changingSet{set: &nix.PackageSet{Ref: fixture.Dir()}}
 	reg := newRegistry(t, nix.NewLocalStore(), func(o *Options) {
 		o.Packages = set
-		o.PackagesTTL = time.Nanosecond // the set is evaluated again on every request
+		o.PackagesTTL = time.Nanosecond // the set is evaluated again on every request that needs it
 	})
-	started, err := remote.Image(reg.ref(t, "pkgs/hello:latest"))
+	began, err := remote.Image(reg.ref(t, "pkgs/hello:latest"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, _ := started.Digest()
+	digest, _ := began.Digest()
 	set.changed.Store(true)
-	if err := validate.Image(started); err != nil {
+	if err := validate.Image(began); err != nil {
 		t.Errorf("pulling the image resolved before the set changed: %v", err)
-	}
-	byDigest, err := remote.Image(reg.ref(t, "pkgs/hello@"+digest.String()))
-	if err != nil {
-		t.Fatalf("the image resolved before the set changed, by digest: %v", err)
-	}
-	if d, _ := byDigest.Digest(); d != digest {
-		t.Errorf("by digest %s, got %s", digest, d)
 	}
 	now, err := remote.Image(reg.ref(t, "pkgs/hello:latest"))
 	if err != nil {
@@ -379,6 +377,22 @@ func TestPackagesChangedDuringAPull(t *testing.T) {
 	}
 	if d, _ := now.Digest(); d == digest {
 		t.Error("the tag still gives the image of before the set changed")
+	}
+	pullByDigest := func(when string) {
+		t.Helper()
+		img, err := remote.Image(reg.ref(t, "pkgs/hello@"+digest.String()))
+		if err != nil {
+			t.Fatalf("%s, the image of before the set changed, by digest: %v", when, err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Errorf("%s, pulling the image of before the set changed: %v", when, err)
+		}
+	}
+	pullByDigest("once the tag moved")
+	set.failing.Store(true)
+	pullByDigest("while the set fails")
+	if _, err := remote.Image(reg.ref(t, "pkgs/hello:latest")); err == nil || !strings.Contains(err.Error(), "does not evaluate") {
+		t.Errorf("the tag while the set fails: %v", err)
 	}
 }
 
