@@ -131,17 +131,21 @@ func (a *Artifact) Blobs() []v1.Hash {
 }
 
 // cachedSize is what the artifact keeps in the blob cache: its configs,
-// layers and manifests.
+// layers and manifests, each blob once however many images name it.
 func (a *Artifact) cachedSize() int64 {
-	var n int64
+	sizes := map[v1.Hash]int64{}
 	for _, img := range a.Images() {
-		n += int64(len(img.Config))
+		sizes[img.ConfigDigest] = int64(len(img.Config))
 		for _, l := range img.Layers {
-			n += l.Size
+			sizes[l.Digest] = l.Size
 		}
 	}
 	for _, m := range a.Manifests() {
-		n += int64(len(m.Raw))
+		sizes[m.Digest] = int64(len(m.Raw))
+	}
+	var n int64
+	for _, size := range sizes {
+		n += size
 	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -134,6 +135,10 @@ func (b *Builder) remember(ctx context.Context, key string, build func(context.C
 	})
 }
 
+// ErrCacheTooSmall is the reason for refusing an image larger than the
+// layer cache.
+var ErrCacheTooSmall = errors.New("raise --cache-size")
+
 // fits refuses an artifact that was just made if the cache has already
 // let some of its blobs go because they all take more than it holds: its
 // last layers evicted its first, and every pull would make it again, and
@@ -150,7 +155,7 @@ func (b *Builder) fits(key string, a *Artifact) error {
 			if name == "" {
 				name = strings.ReplaceAll(strings.TrimPrefix(key, "packages\x00"), "\x00", " ")
 			}
-			return fmt.Errorf("%s: the image's layers, configs and manifests take %d bytes, more than the layer cache's bound of %d (--cache-size)", name, size, b.Cache.maxBytes)
+			return fmt.Errorf("%s: the image's layers, configs and manifests take %d bytes, more than the layer cache's bound of %d: %w", name, size, b.Cache.maxBytes, ErrCacheTooSmall)
 		}
 	}
 	return nil

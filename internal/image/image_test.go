@@ -354,7 +354,7 @@ func TestImageLargerThanTheCache(t *testing.T) {
 		b := newBuilder(t, nix.NewLocalStore())
 		b.Cache.maxBytes = bound
 		_, err := b.Build(context.Background(), hello)
-		if err == nil || !strings.Contains(err.Error(), hello) || !strings.Contains(err.Error(), "--cache-size") {
+		if err == nil || !strings.Contains(err.Error(), hello) || !errors.Is(err, ErrCacheTooSmall) || !strings.Contains(err.Error(), "--cache-size") {
 			t.Errorf("Build with a cache of %d bytes for an image of %d: %v", bound, whole, err)
 		}
 	}

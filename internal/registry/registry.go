@@ -156,8 +156,12 @@ func (reg *Registry) storePath(ctx context.Context, name repoName) (string, erro
 
 // buildError turns a failure to build a repository's image into an API
 // error: unknown paths are 404; a store that could not be read or did not
-// verify is the upstream's fault, 502.
+// verify is the upstream's fault, 502; an image larger than the layer
+// cache is this server's, 500.
 func buildError(name repoName, err error) error {
+	if errors.Is(err, image.ErrCacheTooSmall) {
+		return errorf(http.StatusInternalServerError, codeUnknown, "%s: %v", name.raw, err)
+	}
 	if errors.Is(err, nix.ErrNotFound) {
 		return errorf(http.StatusNotFound, codeNameUnknown, "%s: %v", name.raw, err)
 	}
