@@ -104,10 +104,11 @@ func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error
 // defaultClient keeps up to 64 idle connections per cache: parallel narinfo
 // lookups and NAR downloads then reuse them instead of opening (and, over
 // TLS, negotiating) a connection per request, as net/http's default of two
-// would make them. It reads responses through 64 KiB, not 4: the zstd
+// would make them. It reads HTTP/1.1 responses (a cache over http://, as
+// kix cache in a cluster usually is) through 64 KiB, not 4: the zstd
 // decoder reads a NAR a block header of 3 bytes at a time, and each one
 // refilled the buffer with a read of its own (a quarter of a fetch's reads,
-// and about 7% of its CPU time).
+// and about 7% of its CPU time). HTTP/2 has buffers of its own.
 var defaultClient = &http.Client{Transport: func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
