@@ -42,15 +42,30 @@ const (
 //
 // The two contenders take turns, and the medians are compared.
 func benchCache(ctx context.Context, cfg benchConfig) error {
-	nginx, errNginx := findTool("nginx", "/usr/sbin/nginx")
-	wrk, errWrk := findTool("wrk")
-	taskset, errTaskset := findTool("taskset")
-	if err := errors.Join(errNginx, errWrk, errTaskset); err != nil {
+	var tools cacheTools
+	var errs []error
+	for _, t := range []struct {
+		path  *string
+		names []string
+	}{
+		{&tools.nginx, []string{"nginx", "/usr/sbin/nginx"}},
+		{&tools.wrk, []string{"wrk"}},
+		{&tools.taskset, []string{"taskset"}},
+		{&tools.mkfs, []string{"mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}},
+		{&tools.losetup, []string{"losetup", "/usr/sbin/losetup", "/sbin/losetup"}},
+	} {
+		var err error
+		*t.path, err = findTool(t.names...)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	tools := narinfoTools{nginx: nginx, wrk: wrk, taskset: taskset}
 	if runtime.NumCPU() < 2 {
 		return errors.New("the cache benchmark needs 2 CPUs: one for the server, one for the load")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the cache benchmark mounts a filesystem image for the fetched stores: run it as root")
 	}
 	root, closureBytes, paths, err := benchClosure(ctx)
 	if err != nil {
@@ -65,7 +80,7 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 	if err != nil {
 		return err
 	}
-	kixFetch, nixFetch, err := benchFetch(ctx, cfg, work, dir, public, root)
+	kixFetch, nixFetch, err := benchFetch(ctx, cfg, tools, work, dir, public, root)
 	if err != nil {
 		return err
 	}
@@ -101,8 +116,8 @@ func benchCache(ctx context.Context, cfg benchConfig) error {
 //   - Such a machine also pages out what was not touched for some seconds
 //     (DAMON): the server would read some NARs from disk in one run and
 //     none in the next. A cache in use is in memory.
-func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root string) (kix, nix time.Duration, err error) {
-	stores, unmount, err := mountStores(ctx, work)
+func benchFetch(ctx context.Context, cfg benchConfig, tools cacheTools, work, dir, public, root string) (kix, nix time.Duration, err error) {
+	stores, unmount, err := mountStores(ctx, tools, work)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -143,8 +158,10 @@ func benchFetch(ctx context.Context, cfg benchConfig, work, dir, public, root st
 // mountStores makes a new ext4 filesystem in an image file in work, mounts
 // it, and returns where and how to unmount it. A filesystem of its own
 // keeps the fetches off the machine's root filesystem, whatever it is and
-// whatever was deleted there lately.
-func mountStores(ctx context.Context, work string) (string, func(), error) {
+// whatever was deleted there lately. The loop device does direct I/O, so
+// what the stores write is cached once, by ext4, not a second time in the
+// image file's pages.
+func mountStores(ctx context.Context, tools cacheTools, work string) (string, func(), error) {
 	img, mnt := filepath.Join(work, "stores.img"), filepath.Join(work, "stores")
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return "", nil, err
@@ -155,21 +172,39 @@ func mountStores(ctx context.Context, work string) (string, func(), error) {
 	if err := os.Truncate(img, storesSize); err != nil {
 		return "", nil, err
 	}
-	if _, err := run(ctx, "mkfs.ext4", "-q", "-F", img); err != nil {
+	if _, err := run(ctx, tools.mkfs, "-q", "-F", img); err != nil {
 		return "", nil, err
 	}
-	if _, err := run(ctx, "mount", "-o", "loop", img, mnt); err != nil {
-		return "", nil, fmt.Errorf("the fetch benchmark mounts a filesystem image, which takes root: %w", err)
+	out, err := run(ctx, tools.losetup, "--find", "--show", "--direct-io=on", img)
+	if err != nil {
+		return "", nil, fmt.Errorf("the fetch benchmark needs a loop device (/dev/loop-control, CAP_SYS_ADMIN): %w", err)
 	}
-	return mnt, func() { _, _ = run(context.WithoutCancel(ctx), "umount", mnt) }, nil
+	dev := strings.TrimSpace(out)
+	cleanup := context.WithoutCancel(ctx)
+	detach := func() {
+		if _, err := run(cleanup, tools.losetup, "--detach", dev); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: leaving %s attached: %v\n", dev, err)
+		}
+	}
+	if _, err := run(ctx, "mount", dev, mnt); err != nil {
+		detach()
+		return "", nil, err
+	}
+	return mnt, func() {
+		if _, err := run(cleanup, "umount", mnt); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: unmounting %s: %v; detaching it lazily\n", mnt, err)
+			_, _ = run(cleanup, "umount", "--lazy", mnt)
+		}
+		detach()
+	}, nil
 }
 
 // storesSize is the size of the stores' filesystem: room for one store
 // of each tool, most of it never written (the image is sparse).
 const storesSize = 4 << 30
 
-// narinfoTools are the programs benchNarinfos runs.
-type narinfoTools struct{ nginx, wrk, taskset string }
+// cacheTools are the programs the cache benchmark runs.
+type cacheTools struct{ nginx, wrk, taskset, mkfs, losetup string }
 
 // The narinfo load puts the server on one CPU and wrk on another.
 const serverCPU, loadCPU = "0", "1"
@@ -177,7 +212,7 @@ const serverCPU, loadCPU = "0", "1"
 // benchNarinfos measures narinfo requests per second of kix cache and of
 // nginx, both serving the cache folder dir from one core, taking turns, and
 // returns their medians.
-func benchNarinfos(ctx context.Context, cfg benchConfig, tools narinfoTools, work, dir string) (kix, nginx float64, err error) {
+func benchNarinfos(ctx context.Context, cfg benchConfig, tools cacheTools, work, dir string) (kix, nginx float64, err error) {
 	hashes, err := narinfoHashes(dir)
 	if err != nil {
 		return 0, 0, err
@@ -337,7 +372,7 @@ func narinfoHashes(dir string) ([]string, error) {
 // one worker for its one core, open files cached, and sendfile off (one
 // write per answer beats sendfile's header write, sendfile and two
 // TCP_CORK calls by about 6% on this load).
-func startNginx(ctx context.Context, tools narinfoTools, work, dir string) (string, func(), error) {
+func startNginx(ctx context.Context, tools cacheTools, work, dir string) (string, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
@@ -390,7 +425,7 @@ http {
 // and returns the requests per second. wrk, an event-loop load generator
 // in C, spends a few µs of CPU per request: the server, not the client, is
 // what is measured. Any answer but 200, and any socket error, fails the run.
-func narinfoLoad(ctx context.Context, tools narinfoTools, script, base string) (float64, error) {
+func narinfoLoad(ctx context.Context, tools cacheTools, script, base string) (float64, error) {
 	out, err := run(ctx, tools.taskset, "--cpu-list", loadCPU, tools.wrk, "--threads", "1", "--connections", fmt.Sprint(loadClients),
 		"--duration", fmt.Sprintf("%ds", int(loadDuration.Seconds())), "--script", script, base)
 	if err != nil {
