@@ -87,8 +87,12 @@ func (s *LocalStore) PathFromHash(ctx context.Context, hash string) (string, err
 		if strings.HasSuffix(m, ".lock") || strings.HasSuffix(m, ".chroot") {
 			continue
 		}
-		if _, err := s.PathInfo(ctx, m); err == nil {
+		_, err := s.PathInfo(ctx, m)
+		if err == nil {
 			return m, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", err // not a miss: no Nix, a store that cannot be read
 		}
 	}
 	return "", &NotFoundError{Path: StoreDir + "/" + hash + "-…", Store: s.String()}

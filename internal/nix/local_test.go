@@ -205,6 +205,11 @@ func TestParseStorePath(t *testing.T) {
 		{"/nix/store/" + h, "", false},
 		{"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x", "", false}, // e is not nixbase32
 		{"/tmp/" + h + "-hello", "", false},
+		{"/nix/store/" + h + "xhello", "", false}, // no dash after the hash
+		{"/nix/store/" + h + "-", "", false},
+		{"/nix/store/" + h + "-.hidden", "", false},
+		{"/nix/store/" + h + "-" + strings.Repeat("a", 211), "/nix/store/" + h + "-" + strings.Repeat("a", 211), true},
+		{"/nix/store/" + h + "-" + strings.Repeat("a", 212), "", false},
 		{"", "", false},
 	} {
 		got, err := ParseStorePath(tt.in)

@@ -67,8 +67,9 @@ func parseNarinfoLine(ni *narinfo.NarInfo, line string) error {
 	case "System":
 		ni.System = v
 	case "Sig":
-		var sig signature.Signature
-		if sig, err = signature.ParseSignature(v); err == nil {
+		// One that does not parse (another tool's format) is skipped, as
+		// Nix skips one that does not verify: another may.
+		if sig, err := signature.ParseSignature(v); err == nil {
 			ni.Signatures = append(ni.Signatures, sig)
 		}
 	case "CA":

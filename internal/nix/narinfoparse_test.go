@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -48,10 +49,9 @@ func TestParseNarinfoAgreesWithGoNix(t *testing.T) {
 
 func TestParseNarinfoRefusesMalformedLines(t *testing.T) {
 	for name, text := range map[string]string{
-		"no separator":  "StorePath /nix/store/x\n",
-		"bad hash":      "NarHash: sha256:nothex\n",
-		"bad size":      "NarSize: -1\n",
-		"bad signature": "Sig: nocolon\n",
+		"no separator": "StorePath /nix/store/x\n",
+		"bad hash":     "NarHash: sha256:nothex\n",
+		"bad size":     "NarSize: -1\n",
 	} {
 		if _, err := ParseNarinfo([]byte(text)); err == nil {
 			t.Errorf("%s: %q was accepted", name, text)
@@ -62,17 +62,22 @@ func TestParseNarinfoRefusesMalformedLines(t *testing.T) {
 	}
 }
 
-// Nix reads a key it does not know as nothing, and a value as all that
-// follows the first ": ", so kix does too (go-nix refuses both).
+// Nix reads a key it does not know as nothing, a value as all that
+// follows the first ": ", and a signature it cannot read as one that does
+// not verify, so kix does too (go-nix refuses all three).
 func TestParseNarinfoReadsWhatNixReads(t *testing.T) {
 	text := "StorePath: /nix/store/00000000000000000000000000000000-x\nURL: nar/a: b.nar\n" +
-		"NarHash: sha256:0000000000000000000000000000000000000000000000000000\nNarSize: 10\nServedBy: some-tool\n"
+		"NarHash: sha256:0000000000000000000000000000000000000000000000000000\nNarSize: 10\nServedBy: some-tool\n" +
+		"Sig: nocolon\nSig: cache-1:" + strings.Repeat("A", 86) + "==\n"
 	ni, err := ParseNarinfo([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ni.URL != "nar/a: b.nar" || ni.NarSize != 10 {
 		t.Errorf("URL %q, NarSize %d", ni.URL, ni.NarSize)
+	}
+	if len(ni.Signatures) != 1 || ni.Signatures[0].Name != "cache-1" {
+		t.Errorf("signatures %v, want the one that parses", ni.Signatures)
 	}
 }
 

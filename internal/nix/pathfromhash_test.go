@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,16 @@ func TestPathFromHashSeesNewPaths(t *testing.T) {
 	path := fixture.AddToStore(t, file)
 	if got, err := s.PathFromHash(context.Background(), HashPart(path)); err != nil || got != path {
 		t.Errorf("PathFromHash of a path added since = %q, %v; want %s", got, err, path)
+	}
+}
+
+// A lookup that fails is not a miss: kix cache would answer 404, and Nix
+// clients keep a 404 for an hour.
+func TestPathFromHashReportsFailures(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	s := &LocalStore{Nix: filepath.Join(t.TempDir(), "no-nix")}
+	_, err := s.PathFromHash(context.Background(), HashPart(hello))
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no-nix") {
+		t.Errorf("PathFromHash without a nix command = %v, want its error", err)
 	}
 }

@@ -14,6 +14,9 @@ const StoreDir = storepath.StoreDir
 // HashLen is the length of a store path's hash part.
 const HashLen = 32
 
+// maxNameLen is the longest name part Nix allows a store path.
+const maxNameLen = 211
+
 // ParseStorePath checks that p names a store path (not a file inside one)
 // and returns it cleaned. "/nix/store/<hash>-<name>" and "<hash>-<name>"
 // are accepted.
@@ -27,6 +30,17 @@ func ParseStorePath(p string) (string, error) {
 	}
 	if _, err := storepath.FromAbsolutePath(abs); err != nil {
 		return "", fmt.Errorf("%q is not a store path: %w", p, err)
+	}
+	// What go-nix leaves to Nix: the dash after the hash, and a name that
+	// is neither hidden nor longer than Nix allows.
+	base := path.Base(abs)
+	switch name := base[min(len(base), HashLen+1):]; {
+	case len(base) <= HashLen+1 || base[HashLen] != '-':
+		return "", fmt.Errorf("%q is not a store path (want %s/<hash>-<name>)", p, StoreDir)
+	case strings.HasPrefix(name, "."):
+		return "", fmt.Errorf("%q is not a store path: its name starts with a dot", p)
+	case len(name) > maxNameLen:
+		return "", fmt.Errorf("%q is not a store path: its name is longer than %d characters", p, maxNameLen)
 	}
 	return abs, nil
 }
