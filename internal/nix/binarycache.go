@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,8 +66,12 @@ type BinaryCache struct {
 	client        *http.Client
 	cacheDir      string
 
-	infoMu      sync.Mutex // guards infoChecked; held while fetching nix-cache-info
-	infoChecked bool
+	// info is held while nix-cache-info is fetched, and guards what its
+	// answer was: a channel, so that a caller can give up waiting.
+	info         chan struct{}
+	infoChecked  bool
+	infoErr      error     // the last failure to read it,
+	infoErrUntil time.Time // believed until then
 
 	entries   sync.Map // store path -> *cacheEntry
 	missing   sync.Map // store path -> time.Time until which it is believed missing
@@ -98,6 +103,7 @@ func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error
 		allowUnsigned: opts.AllowUnsigned,
 		client:        client,
 		cacheDir:      opts.CacheDir,
+		info:          make(chan struct{}, 1),
 	}, nil
 }
 
@@ -109,10 +115,16 @@ func NewBinaryCache(rawURL string, opts BinaryCacheOptions) (*BinaryCache, error
 // decoder reads a NAR a block header of 3 bytes at a time, and each one
 // refilled the buffer with a read of its own (a quarter of a fetch's reads,
 // and about 7% of its CPU time). HTTP/2 has buffers of its own.
+//
+// A cache that does not answer is given up on soon: 10 seconds to connect,
+// 30 more for the headers of an answer (a NAR's body may take as long as
+// it takes).
 var defaultClient = &http.Client{Transport: func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
 	t.ReadBufferSize = 64 << 10
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 30 * time.Second
 	return t
 }()}
 
@@ -180,13 +192,34 @@ func (c *BinaryCache) recentlyMissing(path string) bool {
 }
 
 // checkCacheInfo fetches nix-cache-info once and checks its StoreDir. A
-// failure is not remembered: the next call tries again.
+// failure is believed for infoRetry, so that the paths of a closure move
+// on to the next cache at once rather than each waiting out a dead one.
 func (c *BinaryCache) checkCacheInfo(ctx context.Context) error {
-	c.infoMu.Lock()
-	defer c.infoMu.Unlock()
-	if c.infoChecked {
-		return nil
+	select {
+	case c.info <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+	defer func() { <-c.info }()
+	switch {
+	case c.infoChecked:
+		return nil
+	case time.Now().Before(c.infoErrUntil):
+		return c.infoErr
+	}
+	err := c.readCacheInfo(ctx)
+	if err == nil {
+		c.infoChecked = true
+	} else if ctx.Err() == nil {
+		c.infoErr, c.infoErrUntil = err, time.Now().Add(infoRetry)
+	}
+	return err
+}
+
+// infoRetry is how long a failure to read nix-cache-info is believed.
+const infoRetry = time.Minute
+
+func (c *BinaryCache) readCacheInfo(ctx context.Context) error {
 	u := c.url + "/nix-cache-info"
 	resp, err := c.get(ctx, u)
 	if isStatus(err, http.StatusNotFound) {
@@ -206,7 +239,6 @@ func (c *BinaryCache) checkCacheInfo(ctx context.Context) error {
 	if info.StoreDir != StoreDir {
 		return fmt.Errorf("binary cache %s is for store %s, not %s", c, info.StoreDir, StoreDir)
 	}
-	c.infoChecked = true
 	return nil
 }
 
@@ -225,8 +257,29 @@ func isStatus(err error, code int) bool {
 }
 
 // get fetches u; anything but 200 OK is an *HTTPError. The caller closes
-// the body.
+// the body. A failure that may pass (no connection, a 5xx or 429 answer)
+// is tried again, getAttempts times in all, as Nix does.
 func (c *BinaryCache) get(ctx context.Context, u string) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := c.getOnce(ctx, u)
+		if err == nil || attempt == getAttempts || !passing(err) || ctx.Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-time.After(time.Duration(attempt*attempt) * getBackoff):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// getAttempts and getBackoff: three tries, 0.1 s then 0.4 s apart.
+const (
+	getAttempts = 3
+	getBackoff  = 100 * time.Millisecond
+)
+
+func (c *BinaryCache) getOnce(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -240,4 +293,19 @@ func (c *BinaryCache) get(ctx context.Context, u string) (*http.Response, error)
 		return nil, &HTTPError{URL: u, Status: resp.Status, StatusCode: resp.StatusCode}
 	}
 	return resp, nil
+}
+
+// passing reports whether a failed GET may succeed if tried again soon: a
+// 5xx or 429 answer, or a connection refused or reset. A timeout is not
+// (it took its time already), nor is anything the caller cancelled.
+func passing(err error) bool {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode >= 500 || he.StatusCode == http.StatusTooManyRequests
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }

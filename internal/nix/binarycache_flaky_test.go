@@ -1,0 +1,71 @@
+package nix
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kix-project/kix/test/fixture"
+)
+
+// flakyCache serves the folder of tc, answering 503 to the first fail
+// requests whose path has the suffix, and counts those requests.
+func flakyCache(t *testing.T, tc *testCache, suffix string, fail int64) (*BinaryCache, *atomic.Int64) {
+	t.Helper()
+	var seen atomic.Int64
+	files := http.FileServer(http.Dir(tc.Dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, suffix) && seen.Add(1) <= fail {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewBinaryCache(srv.URL, BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, &seen
+}
+
+// A cache that answers 503 now and then is asked again, as Nix does.
+func TestBinaryCacheRetriesPassingFailures(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	c, seen := flakyCache(t, newTestCache(t, "none", hello), ".narinfo", getAttempts-1)
+	if _, err := c.PathInfo(context.Background(), hello); err != nil {
+		t.Fatalf("PathInfo through %d failures: %v", getAttempts-1, err)
+	}
+	if n := seen.Load(); n != getAttempts {
+		t.Errorf("the narinfo was asked for %d times, want %d", n, getAttempts)
+	}
+}
+
+// A cache whose nix-cache-info cannot be read is not asked again for
+// every path: the failure is believed for a while, so the paths of a
+// closure move on to the next cache at once.
+func TestBinaryCacheRemembersItIsDown(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	c, seen := flakyCache(t, newTestCache(t, "none", hello), "/nix-cache-info", 1<<30)
+	for range 5 {
+		_, err := c.PathInfo(context.Background(), hello)
+		if err == nil || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("PathInfo from a cache that is down: %v", err)
+		}
+	}
+	if n := seen.Load(); n != getAttempts {
+		t.Errorf("nix-cache-info was asked for %d times for five paths, want %d (one call's tries)", n, getAttempts)
+	}
+	// A caller who gives up while another call holds the check is not
+	// kept waiting.
+	c.info <- struct{}{}
+	defer func() { <-c.info }()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.PathInfo(ctx, hello); err == nil {
+		t.Error("PathInfo with a cancelled context while nix-cache-info is being read returned no error")
+	}
+}
