@@ -195,7 +195,7 @@ func decompress(compression string, r io.Reader) (io.ReadCloser, error) {
 		}
 		return io.NopCloser(xr), nil
 	case "zstd":
-		zr, err := zstd.NewReader(r)
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -207,6 +207,11 @@ func decompress(compression string, r io.Reader) (io.ReadCloser, error) {
 	}
 	return nil, fmt.Errorf("unsupported compression %q", compression)
 }
+
+// zstdMaxWindow bounds the window a zstd frame may ask the decoder to
+// allocate, as libzstd's default (window log 27) bounds Nix's: the frame
+// header is not signed, and klauspost's own bound is 512 MiB.
+const zstdMaxWindow = 128 << 20
 
 // digest takes the SHA-256 of what is written to it, and counts it.
 type digest struct {

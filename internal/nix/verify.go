@@ -81,7 +81,7 @@ func verifyNAR(file io.Reader, ni *narinfo.NarInfo, read func(io.Reader) error) 
 // zstdDecoders are reused: a decoder is costly to make, and a closure has
 // many small NARs. One goroutine each: paths are fetched in parallel.
 var zstdDecoders = sync.Pool{New: func() any {
-	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 	return d
 }}
 

@@ -195,3 +195,24 @@ Deriver: fjf6r0znlk9sil0a4rm73zlkbiizrjs2-hello-2.12.1.drv
 		t.Errorf("narinfo (-want +got):\n%s", diff)
 	}
 }
+
+// A zstd frame asking for a window larger than libzstd gives Nix is
+// refused before the decoder allocates it: the frame header is not signed.
+func TestZstdWindowIsBounded(t *testing.T) {
+	// Magic, a descriptor without content size or checksum, a window of
+	// 2^28 bytes (log 10 + 18), and an empty last raw block.
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3, 0x01, 0x00, 0x00}
+	for name, open := range map[string]func(io.Reader) (io.ReadCloser, error){
+		"decompress":       func(r io.Reader) (io.ReadCloser, error) { return decompress("zstd", r) },
+		"decompressPooled": func(r io.Reader) (io.ReadCloser, error) { return decompressPooled("zstd", r) },
+	} {
+		rc, err := open(bytes.NewReader(frame))
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: a frame with a 256 MiB window was read", name)
+		}
+	}
+}
