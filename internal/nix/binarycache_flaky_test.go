@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kix-project/kix/test/fixture"
 )
@@ -67,5 +68,58 @@ func TestBinaryCacheRemembersItIsDown(t *testing.T) {
 	cancel()
 	if _, err := c.PathInfo(ctx, hello); err == nil {
 		t.Error("PathInfo with a cancelled context while nix-cache-info is being read returned no error")
+	}
+}
+
+// Callers sharing a NAR download into CacheDir do not fail when the one
+// that started it gives up: they download it themselves.
+func TestBinaryCacheSharedDownloadOutlivesItsStarter(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	tc := newTestCache(t, "none", hello)
+	files := http.FileServer(http.Dir(tc.Dir))
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var nars atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/nar/") && nars.Add(1) == 1 {
+			close(arrived)
+			select { // the first download hangs until its client goes away
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	defer close(release)
+	c, err := NewBinaryCache(srv.URL, BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starter, giveUp := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() {
+		rc, err := c.NAR(starter, hello)
+		if err == nil {
+			rc.Close()
+		}
+		started <- err
+	}()
+	<-arrived
+	joined := make(chan error, 1)
+	go func() {
+		rc, err := c.NAR(context.Background(), hello)
+		if err == nil {
+			rc.Close()
+		}
+		joined <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the second caller joins the download
+	giveUp()
+	if err := <-started; err == nil {
+		t.Error("the caller that gave up got its NAR")
+	}
+	if err := <-joined; err != nil {
+		t.Errorf("the caller that joined the download: %v", err)
 	}
 }

@@ -18,13 +18,16 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
+
+	"github.com/kix-project/kix/internal/flight"
 )
 
 // NAR implements Store. The NAR is downloaded to a file and returned only
 // once it matches the narinfo's signed NarHash and NarSize. Without a
 // CacheDir the file is temporary, deleted on Close, and every call
 // downloads; with one, the NAR is kept there and concurrent calls for a path
-// share one download (made with the first caller's ctx).
+// share one download (see flight.Do: one caller giving up does not fail
+// the others).
 func (c *BinaryCache) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
 	e, err := c.entry(ctx, path)
 	if err != nil {
@@ -75,8 +78,8 @@ func (c *BinaryCache) cachedNAR(ctx context.Context, e *cacheEntry) (io.ReadClos
 	if f := openSized(name, e.info.NarSize); f != nil {
 		return f, nil
 	}
-	_, err, _ := c.downloads.Do(name, func() (any, error) {
-		return nil, c.fill(ctx, e, name)
+	_, err := flight.Do(ctx, &c.downloads, name, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.fill(ctx, e, name)
 	})
 	if err != nil {
 		return nil, err
