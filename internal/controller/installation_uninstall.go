@@ -60,7 +60,7 @@ func (r *InstallationReconciler) uninstall(ctx context.Context, inst *v1alpha1.I
 		// have taken the service account's rights: waiting for them
 		// would keep the namespace forever. A namespace being deleted
 		// refuses new events, so the log says it too.
-		ctrl.LoggerFrom(ctx).Info("letting an Installation go without deleting its objects: its namespace is being deleted", "error", err.Error())
+		ctrl.LoggerFrom(ctx).Error(err, "letting an Installation go without deleting its objects: its namespace is being deleted")
 		r.event(inst, corev1.EventTypeWarning, ReasonDeleteFailed, "%s; the namespace is being deleted, so the Installation goes without", truncate(err.Error(), 1024))
 	}
 	if err := r.removeOtherTenantBlocks(ctx, inst, ""); err != nil {

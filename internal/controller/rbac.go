@@ -10,7 +10,7 @@ package controller
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=kix.dev,resources=niximages;installations,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kix.dev,resources=niximages/status;installations/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=kix.dev,resources=installations/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kix.dev,resources=niximages/finalizers;installations/finalizers,verbs=update
 // +kubebuilder:rbac:groups=kix.dev,resources=buildingblocks,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
