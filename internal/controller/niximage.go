@@ -13,8 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kix-project/kix/api/v1alpha1"
 	"github.com/kix-project/kix/internal/image"
@@ -51,10 +53,13 @@ type NixImageReconciler struct {
 }
 
 // SetupWithManager registers the reconciler: NixImages and the build Jobs
-// they own.
+// they own. A NixImage wakes it when its spec changes, not when its status
+// does: each reconcile writes the status, and woken by its own write it
+// would read the cache before the write reached it, build again, and fail
+// its update on a conflict.
 func (r *NixImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.NixImage{}).
+		For(&v1alpha1.NixImage{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&batchv1.Job{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxBuilds, 1)}).
 		Complete(r)
