@@ -39,13 +39,16 @@ func (s Stores) NAR(ctx context.Context, path string) (io.ReadCloser, error) {
 	return nar, err
 }
 
-// Files reads from the store that has the path.
+// Files reads from the first store that has the path and can serve its
+// files.
 func (s Stores) Files(ctx context.Context, path string) (FileReader, error) {
-	st, _, err := s.find(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return Files(ctx, st, path)
+	var files FileReader
+	err := s.fromEach(ctx, path, func(st Store, _ *PathInfo) (bool, error) {
+		var err error
+		files, err = Files(ctx, st, path)
+		return false, err
+	})
+	return files, err
 }
 
 // ReadNAR implements NARReader, reading from the first store that has the

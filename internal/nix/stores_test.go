@@ -143,4 +143,10 @@ func TestStoresPassOverAMissingNAR(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nar/") {
 		t.Errorf("the NAR in no store: %v; want the missing NAR named", err)
 	}
+	// Files, which images are made from, pass over it too.
+	files, err := stores.Files(t.Context(), greeting)
+	if err != nil {
+		t.Fatalf("Files from a store whose NAR is missing and one that has it: %v", err)
+	}
+	files.Close()
 }
