@@ -39,7 +39,8 @@ type Options struct {
 	System string
 	// Parallel bounds how many store paths are fetched at once; 8 if zero.
 	Parallel int
-	// HTTPClient fetches from substituters; http.DefaultClient if nil.
+	// HTTPClient fetches from substituters; the nix package's own client
+	// (see nix.BinaryCacheOptions) if nil.
 	HTTPClient *http.Client
 	// Mounter mounts views; mount-utils' mounter (the mount command,
 	// without systemd) if nil.

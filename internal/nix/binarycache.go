@@ -48,10 +48,14 @@ type BinaryCacheOptions struct {
 //     its NAR hash, NAR size and references (unless AllowUnsigned). Its URL,
 //     compression and file hash are not signed, which is why the NAR is
 //     checked as well.
-//   - A NAR is downloaded to a file, decompressed, and returned only once its
-//     SHA-256 and size equal the signed NarHash and NarSize. A NAR that does
-//     not match is deleted and nothing is returned. The compressed file's
-//     FileHash and FileSize are not signed and, as by Nix, not checked.
+//   - NAR downloads a NAR to a file, decompressed, and returns it only once
+//     its SHA-256 and size equal the signed NarHash and NarSize; a NAR that
+//     does not match is deleted and nothing is returned. ReadNAR streams
+//     the NAR to its caller as it downloads and fails at the end if it does
+//     not match: the caller throws away what it made of it. The compressed
+//     file's FileHash and FileSize are not signed and, as by Nix, not
+//     checked.
+//   - Deriver and CA are not signed either: they are what the cache says.
 //   - NARs kept in CacheDir were verified when written; on reuse only their
 //     size is checked again.
 //

@@ -185,7 +185,7 @@ func (c *BinaryCache) streamNAR(ctx context.Context, e *cacheEntry, read func(na
 	return nil
 }
 
-// decompress undoes a narinfo's Compression. go-nix reads a missing
+// decompress undoes a narinfo's Compression. ParseNarinfo reads a missing
 // Compression as bzip2, as Nix does.
 func decompress(compression string, r io.Reader) (io.ReadCloser, error) {
 	switch compression {
