@@ -159,7 +159,10 @@ func (d *Document) applyDerivations(read DerivationReader) error {
 			}
 			drvs[c.Deriver] = drv
 		}
-		if drv == nil {
+		// The deriver is what the path's narinfo says, unsigned: believed
+		// only if the derivation makes the path (a floating CA derivation
+		// does not say which path it makes).
+		if drv == nil || drv.Outputs[c.Output] != "" && drv.Outputs[c.Output] != c.StorePath {
 			continue
 		}
 		if p, v := drv.Env["pname"], drv.Env["version"]; p != "" && v != "" {

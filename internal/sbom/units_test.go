@@ -366,6 +366,28 @@ func TestPackagesNeedPnameAndVersion(t *testing.T) {
 	}
 }
 
+// A component's deriver (an unsigned narinfo field) names it only if the
+// derivation makes its path.
+func TestDeriverMustMakeThePath(t *testing.T) {
+	const a, b = "/nix/store/00000000000000000000000000000000-hello-2.12", "/nix/store/11111111111111111111111111111111-tool-1.0"
+	drvs := map[string]*nix.Derivation{
+		"/nix/store/22222222222222222222222222222222-hello-2.12.drv": {Outputs: map[string]string{"out": a}, Env: map[string]string{"pname": "hello", "version": "2.12.1"}},
+		"/nix/store/33333333333333333333333333333333-other.drv":      {Outputs: map[string]string{"out": "/nix/store/44444444444444444444444444444444-other"}, Env: map[string]string{"pname": "other", "version": "9"}},
+	}
+	d := &Document{Components: []*Component{
+		{StorePath: a, Name: "hello", Version: "2.12", Output: "out", Deriver: "/nix/store/22222222222222222222222222222222-hello-2.12.drv"},
+		{StorePath: b, Name: "tool", Version: "1.0", Output: "out", Deriver: "/nix/store/33333333333333333333333333333333-other.drv"},
+	}}
+	err := d.Enrich(Sources{Derivations: func(p string) (*nix.Derivation, error) { return drvs[p], nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{d.Components[0].Name + " " + d.Components[0].Version, d.Components[1].Name + " " + d.Components[1].Version}
+	if want := []string{"hello 2.12.1", "tool 1.0"}; !cmp.Equal(got, want) {
+		t.Errorf("components %q, want %q", got, want)
+	}
+}
+
 // A CVE rated by CVSS v2 alone takes NVD's rating: v2 has no critical band.
 func TestNVDv2Severity(t *testing.T) {
 	feed := `{"format": "NVD_CVE", "version": "2.0", "vulnerabilities": [{"cve": {"id": "CVE-2010-0001",
