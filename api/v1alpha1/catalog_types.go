@@ -109,6 +109,12 @@ type InstallationStatus struct {
 	// Inventory is the ApplySet the objects are recorded in.
 	// +optional
 	Inventory string `json:"inventory,omitempty"`
+	// Recorded is what the inventory records, kept here as well: the kinds
+	// and other namespaces its objects may be of. Deleting the
+	// Installation finds them through it when the inventory went first,
+	// with the namespace.
+	// +optional
+	Recorded *InventoryRecord `json:"recorded,omitempty"`
 	// Objects counts the objects applied last time; Pruned those deleted.
 	// +optional
 	Objects int `json:"objects,omitempty"`
@@ -122,6 +128,17 @@ type InstallationStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// InventoryRecord is what an Installation's inventory records.
+type InventoryRecord struct {
+	// GroupKinds of the objects, as "Kind.group" ("Deployment.apps",
+	// "ConfigMap").
+	// +optional
+	GroupKinds []string `json:"groupKinds,omitempty"`
+	// Namespaces of the objects other than the Installation's.
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
 // Installation installs a BuildingBlock in its namespace and keeps it

@@ -121,6 +121,11 @@ func (r *InstallationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		Force:            true, // the Installation owns its objects: hand edits are reverted
 		Labels:           map[string]string{LabelInstallation: labelValue(inst.Name), LabelInstallationNamespace: inst.Namespace},
 	})
+	// Kept on the Installation too, even after a failed apply (which may
+	// have recorded new kinds): an uninstall may find the inventory gone.
+	if rec, recErr := dm.Recorded(ctx, inv); recErr == nil && rec != nil {
+		inst.Status.Recorded = recordOf(rec)
+	}
 	if err != nil {
 		// Retried with back-off: the cluster may come round.
 		return ctrl.Result{}, errors.Join(err, r.notReady(ctx, &inst, ReasonApplyFailed, err.Error()))

@@ -86,7 +86,7 @@ func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alph
 			return err
 		}
 		var cs *deploy.ChangeSet
-		cs, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true})
+		cs, err = dm.Prune(ctx, nil, deploy.ApplyOptions{DefaultNamespace: inst.Namespace, Inventory: &inv, AllowEmpty: true, Recorded: recorded(inst.Status.Recorded)})
 		if err == nil {
 			err = r.keptAtUninstall(inst, cs)
 		}
@@ -101,8 +101,10 @@ func (r *InstallationReconciler) removeObjects(ctx context.Context, inst *v1alph
 	if !apierrors.IsForbidden(err) && !errors.As(err, &cond) {
 		return err
 	}
+	// Gone, the inventory may have gone first, with the namespace: what
+	// the status recorded of it was applied all the same.
 	exists, existsErr := r.inventoryExists(ctx, inv)
-	if exists || existsErr != nil {
+	if exists || existsErr != nil || inst.Status.Recorded != nil {
 		return errors.Join(err, existsErr)
 	}
 	return nil
@@ -157,18 +159,17 @@ func (r *InstallationReconciler) outside(ctx context.Context, inst *v1alpha1.Ins
 	if !unnamed {
 		return out, nil
 	}
-	cm := &metav1.PartialObjectMetadata{}
-	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-	if err := r.reader().Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, cm); err != nil {
-		// Gone with the namespace: what it recorded cannot be found.
-		return out, client.IgnoreNotFound(err)
+	namespaces, groupKinds, err := r.inventoryRecord(ctx, inst, inv)
+	if err != nil {
+		return out, err
 	}
-	for _, ns := range strings.Split(cm.Annotations[deploy.NamespacesAnnotation], ",") {
+	var elsewhere []string
+	for _, ns := range namespaces {
 		if ns = strings.TrimSpace(ns); ns != "" && ns != inst.Namespace {
-			out = append(out, "objects in namespace "+ns)
+			elsewhere = append(elsewhere, ns)
 		}
 	}
-	for _, gk := range strings.Split(cm.Annotations[deploy.GroupKindsAnnotation], ",") {
+	for _, gk := range groupKinds {
 		if gk = strings.TrimSpace(gk); gk == "" {
 			continue
 		}
@@ -179,11 +180,60 @@ func (r *InstallationReconciler) outside(ctx context.Context, inst *v1alpha1.Ins
 		if err != nil {
 			return out, err
 		}
-		if m.Scope.Name() != meta.RESTScopeNameNamespace && gk != "Namespace" {
-			out = append(out, gk+" objects")
+		scopes := elsewhere
+		if m.Scope.Name() != meta.RESTScopeNameNamespace {
+			scopes = []string{""}
+		}
+		for _, ns := range scopes {
+			out = append(out, r.membersLeft(ctx, inst, inv, m, ns)...)
 		}
 	}
 	return out, nil
+}
+
+// membersLeft lists, with the controller's own rights, the members of inv
+// of one kind still in namespace ns (or cluster-wide, for ""), but the
+// Installation's own Namespace. A kind it may not list is counted as left,
+// unseen.
+func (r *InstallationReconciler) membersLeft(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory, m *meta.RESTMapping, ns string) []string {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(m.GroupVersionKind.GroupVersion().WithKind(m.GroupVersionKind.Kind + "List"))
+	opts := []client.ListOption{client.MatchingLabels{deploy.PartOfLabel: inv.ID()}, client.Limit(20)}
+	if ns != "" {
+		opts = append(opts, client.InNamespace(ns))
+	}
+	gk := m.GroupVersionKind.GroupKind()
+	if err := r.reader().List(ctx, list, opts...); err != nil {
+		where := gk.String() + " objects"
+		if ns != "" {
+			where += " in namespace " + ns
+		}
+		return []string{where + " (not listed: " + err.Error() + ")"}
+	}
+	var left []string
+	for _, o := range list.Items {
+		id := deploy.ObjectID{Group: gk.Group, Kind: gk.Kind, Namespace: o.Namespace, Name: o.Name}
+		if id != (deploy.ObjectID{Kind: "Namespace", Name: inst.Namespace}) {
+			left = append(left, id.String())
+		}
+	}
+	return left
+}
+
+// inventoryRecord reads, with the controller's own rights, the namespaces
+// and group-kinds the inventory records, or, when it is gone with the
+// namespace, what the Installation's status kept of them.
+func (r *InstallationReconciler) inventoryRecord(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory) (namespaces, groupKinds []string, err error) {
+	cm := &metav1.PartialObjectMetadata{}
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	err = r.reader().Get(ctx, client.ObjectKey{Namespace: inv.Namespace, Name: inv.Name}, cm)
+	switch {
+	case err == nil:
+		return strings.Split(cm.Annotations[deploy.NamespacesAnnotation], ","), strings.Split(cm.Annotations[deploy.GroupKindsAnnotation], ","), nil
+	case apierrors.IsNotFound(err) && inst.Status.Recorded != nil:
+		return inst.Status.Recorded.Namespaces, inst.Status.Recorded.GroupKinds, nil
+	}
+	return nil, nil, client.IgnoreNotFound(err)
 }
 
 // failedObjects lists the objects an error of the deploy engine is about
@@ -226,4 +276,27 @@ func (r *InstallationReconciler) namespaceTerminating(ctx context.Context, name 
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	}
 	return !ns.DeletionTimestamp.IsZero(), nil
+}
+
+// recordOf is what an inventory records, as an Installation's status keeps
+// it.
+func recordOf(r *deploy.Record) *v1alpha1.InventoryRecord {
+	out := &v1alpha1.InventoryRecord{Namespaces: r.Namespaces}
+	for _, gk := range r.GroupKinds {
+		out.GroupKinds = append(out.GroupKinds, gk.String())
+	}
+	return out
+}
+
+// recorded is the record an Installation's status keeps, as Prune takes
+// it; nil if it keeps none.
+func recorded(r *v1alpha1.InventoryRecord) *deploy.Record {
+	if r == nil {
+		return nil
+	}
+	out := &deploy.Record{Namespaces: r.Namespaces}
+	for _, gk := range r.GroupKinds {
+		out.GroupKinds = append(out.GroupKinds, schema.ParseGroupKind(gk))
+	}
+	return out
 }

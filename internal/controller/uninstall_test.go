@@ -122,38 +122,8 @@ func TestNamespaceDeleteKeepsInstallationWithObjectsOutside(t *testing.T) {
 	cl, _ := startController(t)
 	ctx := context.Background()
 	direct := newClient(t)
-	file := filepath.Join("testdata", "outside.nix")
-	blocks, err := catalog.Read(ctx, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := deploy.NewManager(kube.Get(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalogInv := deploy.Inventory{Name: "kix-catalog-outside", Namespace: "default"}
-	if _, err := m.Apply(ctx, catalog.Objects(blocks, "outside", ""), deploy.ApplyOptions{Inventory: &catalogInv, Prune: true}); err != nil {
-		t.Fatal(err)
-	}
-	elsewhere := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kix-test-outside"}}
-	if err := direct.Create(ctx, elsewhere); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ns-outside-"}}
-	if err := direct.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	serviceAccount(t, ns.Name, "installer")
 	noDelete := slices.DeleteFunc(slices.Clone(installerVerbs), func(v string) bool { return v == "delete" })
-	grant(t, ns.Name, "installer", noDelete, noDelete)
-	there := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, GenerateName: "installer-"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns.Name, Name: "installer"}},
-	}
-	if err := direct.Create(ctx, there); err != nil {
-		t.Fatal(err)
-	}
+	ns, elsewhere, there := outsideBlock(t, noDelete)
 	inst := newInstallation(ns.Name, "web", "outside", "1.0", "")
 	createAs(t, cl, inst, "installer")
 	waitReady(t, ns.Name, "web", metav1.ConditionTrue, ReasonApplied)
@@ -164,12 +134,14 @@ func TestNamespaceDeleteKeepsInstallationWithObjectsOutside(t *testing.T) {
 	inventory := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "kix-installation-web"}}
 	update(t, direct, inventory, func(cm *corev1.ConfigMap) { cm.Finalizers = append(cm.Finalizers, "kix.dev/test") })
 	t.Cleanup(func() {
+		// With the ConfigMap elsewhere gone, nothing the namespace's
+		// deletion does not take is left: the Installation goes.
+		_ = direct.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, Name: "there"}})
 		update(t, direct, inventory, func(cm *corev1.ConfigMap) { cm.Finalizers = nil })
 		eventually(t, 90*time.Second, "the namespace gone", func() (bool, string) {
 			err := direct.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
 			return apierrors.IsNotFound(err), fmt.Sprint(err)
 		})
-		_ = direct.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, Name: "there"}})
 	})
 
 	if err := direct.Delete(ctx, ns); err != nil {
@@ -181,6 +153,95 @@ func TestNamespaceDeleteKeepsInstallationWithObjectsOutside(t *testing.T) {
 	}
 	if _, err := configMap(t, elsewhere.Name, "there"); err != nil {
 		t.Errorf("the ConfigMap elsewhere: %v", err)
+	}
+}
+
+// outsideBlock publishes the catalogue of testdata/outside.nix, whose block
+// has a ConfigMap in namespace kix-test-outside, and makes a namespace to
+// install it in, with a service account "installer" granted verbs there,
+// and edit in kix-test-outside through the RoleBinding returned.
+func outsideBlock(t *testing.T, verbs []string) (ns, elsewhere *corev1.Namespace, there *rbacv1.RoleBinding) {
+	t.Helper()
+	ctx := context.Background()
+	direct := newClient(t)
+	blocks, err := catalog.Read(ctx, filepath.Join("testdata", "outside.nix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := deploy.NewManager(kube.Get(t).RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogInv := deploy.Inventory{Name: "kix-catalog-outside", Namespace: "default"}
+	if _, err := m.Apply(ctx, catalog.Objects(blocks, "outside", ""), deploy.ApplyOptions{Inventory: &catalogInv, Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kix-test-outside"}}
+	if err := direct.Create(ctx, elsewhere); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ns-outside-"}}
+	if err := direct.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	serviceAccount(t, ns.Name, "installer")
+	grant(t, ns.Name, "installer", verbs, verbs)
+	there = &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, GenerateName: "installer-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns.Name, Name: "installer"}},
+	}
+	if err := direct.Create(ctx, there); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Delete(context.Background(), there) })
+	return ns, elsewhere, there
+}
+
+// When the namespace's deletion takes the inventory before the
+// Installation's uninstall reads it, the uninstall still finds and deletes
+// what lies outside the namespace, through what the Installation's status
+// recorded of the inventory.
+func TestNamespaceDeleteRemovesObjectsOutsideWhenTheInventoryWentFirst(t *testing.T) {
+	cl, _ := startController(t)
+	ctx := context.Background()
+	direct := newClient(t)
+	ns, elsewhere, _ := outsideBlock(t, installerVerbs)
+	// Rights that outlive the namespace's Roles, which its deletion takes
+	// in any order.
+	everywhere := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "installer-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns.Name, Name: "installer"}},
+	}
+	if err := direct.Create(ctx, everywhere); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = direct.Delete(context.Background(), everywhere)
+		_ = client.IgnoreNotFound(direct.Delete(context.Background(), ns))
+		_ = direct.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: elsewhere.Name, Name: "there"}})
+	})
+	inst := newInstallation(ns.Name, "web", "outside", "1.0", "")
+	createAs(t, cl, inst, "installer")
+	applied := waitReady(t, ns.Name, "web", metav1.ConditionTrue, ReasonApplied)
+	if r := applied.Status.Recorded; r == nil || !slices.Contains(r.Namespaces, elsewhere.Name) || !slices.Contains(r.GroupKinds, "ConfigMap") {
+		t.Fatalf("status.recorded %+v, want ConfigMap and namespace %s", r, elsewhere.Name)
+	}
+	// As the namespace controller may: the inventory first, then the
+	// Installation.
+	if err := direct.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "kix-installation-web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Delete(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "the namespace gone", func() (bool, string) {
+		err := direct.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if _, err := configMap(t, elsewhere.Name, "there"); !apierrors.IsNotFound(err) {
+		t.Errorf("the ConfigMap outside the namespace after it went: %v", err)
 	}
 }
 

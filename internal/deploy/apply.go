@@ -28,6 +28,11 @@ type ApplyOptions struct {
 	Prune bool
 	// AllowEmpty lets Prune run with an empty set (deleting every member).
 	AllowEmpty bool
+	// Recorded, for Prune, is what the inventory's parent recorded, as the
+	// caller kept it (see Manager.Recorded): when the parent is gone, taken
+	// with its namespace, Prune finds the members through it instead of
+	// failing with ErrNoInventory.
+	Recorded *Record
 	// Force takes over fields other field managers own.
 	Force bool
 	// Adopt takes objects another inventory holds into this one; without

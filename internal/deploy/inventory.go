@@ -162,6 +162,35 @@ func splitList(s string) []string {
 	return out
 }
 
+// Record is what an inventory's parent records: the group-kinds and
+// namespaces its members may be of.
+type Record struct {
+	GroupKinds []schema.GroupKind
+	Namespaces []string // beside the parent's own
+}
+
+// Recorded returns what the inventory's parent records, nil if there is
+// no parent.
+func (m *Manager) Recorded(ctx context.Context, inv Inventory) (*Record, error) {
+	st, err := m.readInventory(ctx, inv)
+	if err != nil || !st.exists {
+		return nil, err
+	}
+	r := &Record{Namespaces: sets.List(st.namespaces.Clone().Delete(inv.Namespace))}
+	for gk := range st.groupKinds {
+		r.GroupKinds = append(r.GroupKinds, gk)
+	}
+	slices.SortFunc(r.GroupKinds, func(a, b schema.GroupKind) int { return strings.Compare(a.String(), b.String()) })
+	return r, nil
+}
+
+// state is the record as a parent that is gone would have held it.
+func (r *Record) state(inv Inventory) *inventoryState {
+	st := &inventoryState{groupKinds: sets.New(r.GroupKinds...), namespaces: sets.New(r.Namespaces...)}
+	st.namespaces.Insert(inv.Namespace)
+	return st
+}
+
 // intentWriter records, before a stage is applied, that the inventory may
 // have members of the new set's group-kinds and namespaces as well as the
 // old ones. It writes once, as early as the parent's namespace exists.

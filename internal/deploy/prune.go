@@ -380,7 +380,9 @@ func (m *Manager) Prune(ctx context.Context, objs []*unstructured.Unstructured, 
 	if err != nil {
 		return nil, err
 	}
-	if !inv.exists {
+	if !inv.exists && opts.Recorded != nil {
+		inv = opts.Recorded.state(*opts.Inventory)
+	} else if !inv.exists {
 		return nil, fmt.Errorf("%s: %w", opts.Inventory, ErrNoInventory)
 	}
 	cs := &ChangeSet{Inventory: opts.Inventory.Namespace + "/" + opts.Inventory.Name}
