@@ -32,8 +32,13 @@ func NewLocalStore() *LocalStore { return &LocalStore{} }
 
 func (s *LocalStore) String() string { return "the local store" }
 
-// PathInfo implements Store.
+// PathInfo implements Store. A base name ("<hash>-<name>") is read as the
+// store path it names, not as a file in the current folder, as
+// ParseStorePath reads it.
 func (s *LocalStore) PathInfo(ctx context.Context, path string) (*PathInfo, error) {
+	if sp, err := ParseStorePath(path); err == nil {
+		path = sp
+	}
 	if c, ok := s.infos.Load(path); ok {
 		c := c.(cachedInfo)
 		if c.id == (PathID{}) || StatPathID(path) == c.id {

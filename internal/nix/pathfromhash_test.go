@@ -59,3 +59,13 @@ func TestPathFromHashReportsFailures(t *testing.T) {
 		t.Errorf("PathFromHash without a nix command = %v, want its error", err)
 	}
 }
+
+// A store path's base name is the store path, wherever kix runs.
+func TestLocalStorePathInfoOfABaseName(t *testing.T) {
+	hello := fixture.Build(t, "hello")
+	t.Chdir(t.TempDir())
+	info, err := NewLocalStore().PathInfo(context.Background(), BaseName(hello))
+	if err != nil || info.Path != hello {
+		t.Errorf("PathInfo(%s) = %+v, %v; want %s", BaseName(hello), info, err, hello)
+	}
+}
