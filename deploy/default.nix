@@ -77,6 +77,12 @@ let
         name = "NIX_CONF_DIR";
         value = "/etc/nix";
       }
+      {
+        # kix controller --builder job with --build-job-host-root runs
+        # build Jobs on this node, whose store it reads.
+        name = "NODE_NAME";
+        valueFrom.fieldRef.fieldPath = "spec.nodeName";
+      }
     ]
     ++ optional (apiServer != null) (
       let

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -140,7 +141,7 @@ func (opts *ControllerOptions) jobBuilder(cfg *rest.Config) (*controller.JobBuil
 	if err != nil {
 		return nil, err
 	}
-	jb := &controller.JobBuilder{Logs: clientset, Image: opts.BuildJobImage, Command: strings.Fields(opts.BuildJobCommand), HostRoot: opts.BuildJobHostRoot}
+	jb := &controller.JobBuilder{Logs: clientset, Image: opts.BuildJobImage, Command: strings.Fields(opts.BuildJobCommand), HostRoot: opts.BuildJobHostRoot, Node: os.Getenv("NODE_NAME")}
 	if opts.BuildJobNixConfig != "" {
 		jb.Env = []corev1.EnvVar{{Name: "NIX_CONF_DIR", Value: opts.BuildJobNixConfig}}
 	}

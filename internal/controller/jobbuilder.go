@@ -45,6 +45,11 @@ type JobBuilder struct {
 	// HostRoot mounts the node's / at /host, privileged, so a build can use
 	// the node's own Nix and store.
 	HostRoot bool
+	// Node, with HostRoot, is the node build Jobs run on: the controller's
+	// own (NODE_NAME, from the downward API), whose store it reads what
+	// they built from. Elsewhere, the store path would be in another
+	// node's store.
+	Node string
 	// Env is given to the build.
 	Env []corev1.EnvVar
 
@@ -160,6 +165,13 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 		pod.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
 		pod.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
 		pod.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+		if b.Node != "" {
+			pod.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+					MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{b.Node}}},
+				}}},
+			}}
+		}
 	}
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{labelNixImage: labelValue(img.Name)}},

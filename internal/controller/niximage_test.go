@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -220,6 +222,33 @@ func TestRestartMidBuild(t *testing.T) {
 		}
 		return built == 1 && got[0] == ReasonPending, strings.Join(got, ",")
 	})
+}
+
+// A build Job that builds in the node's store runs on the controller's
+// node, whose store the controller reads the result from.
+func TestHostRootJobsRunOnTheControllersNode(t *testing.T) {
+	c := kube.Get(t)
+	cl, _ := startController(t, func(o *Options) {
+		o.Builder = &JobBuilder{Logs: c.Client(), Image: "kix.local/kix:test", Command: []string{"kix"}, HostRoot: true, Node: "kix-test-node"}
+	})
+	ns := c.Namespace(t)
+	ctx := context.Background()
+	if err := cl.Create(ctx, newImage(ns, "pinned", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	var jobs batchv1.JobList
+	eventually(t, 30*time.Second, "a build Job", func() (bool, string) {
+		if err := newClient(t).List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: "pinned"}); err != nil {
+			return false, err.Error()
+		}
+		return len(jobs.Items) == 1, fmt.Sprintf("%d Jobs", len(jobs.Items))
+	})
+	a := jobs.Items[0].Spec.Template.Spec.Affinity
+	want := corev1.NodeSelectorRequirement{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"kix-test-node"}}
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil ||
+		!cmp.Equal(a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchFields, []corev1.NodeSelectorRequirement{want}) {
+		t.Errorf("the build Job's affinity %+v does not pin it to the controller's node", a)
+	}
 }
 
 // Build Jobs beyond --max-builds wait, Pending, saying so; a slot that
