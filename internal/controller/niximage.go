@@ -100,7 +100,7 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 				return ctrl.Result{}, err
 			}
 			if !admitted {
-				return ctrl.Result{RequeueAfter: queuedRetry}, r.queued(ctx, &img, why)
+				return ctrl.Result{RequeueAfter: queuedRetry}, r.waiting(ctx, &img, ReasonQueued, why)
 			}
 		}
 		r.transition(&img, v1alpha1.NixImageBuilding, metav1.ConditionUnknown, ReasonBuilding, "building "+joinContents(img.Spec.Contents))
@@ -121,7 +121,9 @@ func (r *NixImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	ref, err := r.reference(ctx, res.StorePath)
 	if err != nil {
-		return ctrl.Result{}, err
+		// Retried with back-off; meanwhile the status says why the image
+		// is not Built yet (a store path this controller cannot read).
+		return ctrl.Result{}, errors.Join(err, r.waiting(ctx, &img, ReasonBuilding, "built "+res.StorePath+", but not its image: "+err.Error()))
 	}
 	st.Image, st.StorePath = ref, res.StorePath
 	r.transition(&img, v1alpha1.NixImageBuilt, metav1.ConditionTrue, ReasonBuilt, builtMessage(res.Took, ref))
@@ -154,15 +156,16 @@ func (r *NixImageReconciler) refused(build image.PackageRequest) string {
 // (finished Jobs also wake images, their own only).
 const queuedRetry = 5 * time.Second
 
-// queued records why a Pending image waits, without an event (it may wait
-// through many reconciles).
-func (r *NixImageReconciler) queued(ctx context.Context, img *v1alpha1.NixImage, why string) error {
+// waiting records why an image waits (Pending and Queued for a build slot,
+// or Building while its image cannot be made), without an event: it may
+// wait through many reconciles.
+func (r *NixImageReconciler) waiting(ctx context.Context, img *v1alpha1.NixImage, reason, why string) error {
 	if img.Status.Message == why {
 		return nil
 	}
 	img.Status.Message = why
 	meta.SetStatusCondition(&img.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonQueued, Message: why, ObservedGeneration: img.Generation,
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionUnknown, Reason: reason, Message: truncate(why, 1024), ObservedGeneration: img.Generation,
 	})
 	return r.Client.Status().Update(ctx, img)
 }

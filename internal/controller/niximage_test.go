@@ -322,6 +322,33 @@ func (b builtElsewhere) Build(ctx context.Context, img *v1alpha1.NixImage, req i
 	return res, err
 }
 
+// inAnotherStore reports a build whose store path is in a store the
+// controller does not read (a Job on another node).
+type inAnotherStore struct{}
+
+func (inAnotherStore) Build(context.Context, *v1alpha1.NixImage, image.PackageRequest) (*BuildResult, error) {
+	return &BuildResult{StorePath: "/nix/store/00000000000000000000000000000000-elsewhere"}, nil
+}
+
+// A build whose result the controller cannot make an image of stays
+// Building, and its status says why.
+func TestBuiltButNoImageSaysWhy(t *testing.T) {
+	cl, _ := startController(t, func(o *Options) { o.Builder = inAnotherStore{} })
+	ns := kube.Get(t).Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "lost", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the status saying why", func() (bool, string) {
+		var img v1alpha1.NixImage
+		if err := cl.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lost"}, &img); err != nil {
+			return false, err.Error()
+		}
+		c := readyCondition(img.Status.Conditions)
+		return img.Status.Phase == v1alpha1.NixImageBuilding && c != nil && strings.Contains(c.Message, "00000000000000000000000000000000-elsewhere") &&
+			strings.Contains(img.Status.Message, "but not its image"), img.Status.Message
+	})
+}
+
 // The Built message says how long the build took, as its builder measured
 // it, not how long the last reconcile did.
 func TestBuiltSaysHowLongTheBuildTook(t *testing.T) {
