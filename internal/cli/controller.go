@@ -39,6 +39,7 @@ type ControllerOptions struct {
 	BuildJobImage     string
 	BuildJobCommand   string
 	BuildJobHostRoot  bool
+	BuildJobTimeout   time.Duration
 	BuildJobNixConfig string
 }
 
@@ -88,6 +89,7 @@ store with kix registry, or each in a Kubernetes Job (--builder job).`,
 	fs.StringVar(&opts.BuildJobImage, "build-job-image", "", "--builder job: the image that runs kix image build")
 	fs.StringVar(&opts.BuildJobCommand, "build-job-command", "kix", "--builder job: how to run kix in that image (space-separated)")
 	fs.BoolVar(&opts.BuildJobHostRoot, "build-job-host-root", false, "--builder job: mount the node's / at /host, privileged, to build with the node's Nix")
+	fs.DurationVar(&opts.BuildJobTimeout, "build-job-timeout", 2*time.Hour, "--builder job: fail a build Job not finished by then (a pod that never schedules or pulls its image); 0 for none")
 	fs.StringVar(&opts.BuildJobNixConfig, "build-job-nix-conf-dir", "", "--builder job: NIX_CONF_DIR for the build")
 	return cmd
 }
@@ -141,7 +143,7 @@ func (opts *ControllerOptions) jobBuilder(cfg *rest.Config) (*controller.JobBuil
 	if err != nil {
 		return nil, err
 	}
-	jb := &controller.JobBuilder{Logs: clientset, Image: opts.BuildJobImage, Command: strings.Fields(opts.BuildJobCommand), HostRoot: opts.BuildJobHostRoot, Node: os.Getenv("NODE_NAME")}
+	jb := &controller.JobBuilder{Logs: clientset, Image: opts.BuildJobImage, Command: strings.Fields(opts.BuildJobCommand), HostRoot: opts.BuildJobHostRoot, Node: os.Getenv("NODE_NAME"), Timeout: opts.BuildJobTimeout}
 	if opts.BuildJobNixConfig != "" {
 		jb.Env = []corev1.EnvVar{{Name: "NIX_CONF_DIR", Value: opts.BuildJobNixConfig}}
 	}

@@ -52,6 +52,10 @@ type JobBuilder struct {
 	Node string
 	// Env is given to the build.
 	Env []corev1.EnvVar
+	// Timeout fails a build Job that has not finished by then, however it
+	// is stuck (a pod that never schedules, an image that never pulls), so
+	// it does not hold a build slot for good; 0 is none.
+	Timeout time.Duration
 
 	mu sync.Mutex // counting and starting Jobs is one step
 }
@@ -85,7 +89,7 @@ func (b *JobBuilder) Admit(ctx context.Context, img *v1alpha1.NixImage, req imag
 			if j.Name == name && j.Namespace == img.Namespace {
 				return true, "", nil // started before a restart
 			}
-			if j.Status.Succeeded == 0 && !jobFailed(j) && j.DeletionTimestamp.IsZero() {
+			if j.Status.Succeeded == 0 && jobFailed(j) == nil && j.DeletionTimestamp.IsZero() {
 				running++
 			}
 		}
@@ -109,6 +113,7 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req imag
 	if err != nil {
 		return nil, err
 	}
+	failed := jobFailed(&job)
 	switch {
 	case job.Status.Succeeded > 0:
 		log, err := b.log(ctx, img.Namespace, name)
@@ -120,9 +125,12 @@ func (b *JobBuilder) Build(ctx context.Context, img *v1alpha1.NixImage, req imag
 			return nil, fmt.Errorf("build Job %s did not print a store path: %w", name, err)
 		}
 		return &BuildResult{StorePath: path, Took: jobTook(&job)}, nil
-	case jobFailed(&job):
-		log, _ := b.log(ctx, img.Namespace, name)
-		return nil, &BuildError{Message: fmt.Sprintf("build Job %s failed: %s", name, tail(log, 10))}
+	case failed != nil:
+		msg := fmt.Sprintf("build Job %s failed (%s: %s)", name, failed.Reason, failed.Message)
+		if log, err := b.log(ctx, img.Namespace, name); err == nil && log != "" {
+			msg += ": " + tail(log, 10)
+		}
+		return nil, &BuildError{Message: msg}
 	}
 	return nil, nil // still running
 }
@@ -177,8 +185,19 @@ func (b *JobBuilder) create(ctx context.Context, img *v1alpha1.NixImage, name st
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: img.Namespace, Labels: map[string]string{labelNixImage: labelValue(img.Name)}},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &backoff,
-			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelNixImage: labelValue(img.Name)}}, Spec: pod},
+			// A build failed once is failed (no retry of a failing build),
+			// but a pod evicted or preempted (a node drained) is no
+			// build's failure: the Job makes another.
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action:          batchv1.PodFailurePolicyActionIgnore,
+				OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+			}}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelNixImage: labelValue(img.Name)}}, Spec: pod},
 		},
+	}
+	if b.Timeout > 0 {
+		deadline := int64(b.Timeout.Seconds())
+		job.Spec.ActiveDeadlineSeconds = &deadline
 	}
 	if err := controllerutil.SetControllerReference(img, job, b.Client.Scheme()); err != nil {
 		return err
@@ -220,13 +239,14 @@ func jobTook(job *batchv1.Job) time.Duration {
 	return job.Status.CompletionTime.Sub(job.Status.StartTime.Time)
 }
 
-func jobFailed(job *batchv1.Job) bool {
-	for _, c := range job.Status.Conditions {
+// jobFailed returns the Job's Failed condition, if it failed.
+func jobFailed(job *batchv1.Job) *batchv1.JobCondition {
+	for i, c := range job.Status.Conditions {
 		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-			return true
+			return &job.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // log reads the log of the Job's pod.

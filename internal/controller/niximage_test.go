@@ -251,6 +251,34 @@ func TestHostRootJobsRunOnTheControllersNode(t *testing.T) {
 	}
 }
 
+// A build Job stuck past its deadline (here: no node to run on) fails the
+// image with the Job controller's reason, and frees its build slot; a pod
+// evicted or preempted is not a build's failure.
+func TestStuckBuildJobFailsAtItsDeadline(t *testing.T) {
+	c := kube.Get(t)
+	cl, _ := startController(t, func(o *Options) {
+		o.MaxBuilds = 1
+		o.Builder = &JobBuilder{Logs: c.Client(), Image: "kix.local/kix:test", Command: []string{"kix"}, Timeout: 2 * time.Second}
+	})
+	ns := c.Namespace(t)
+	if err := cl.Create(context.Background(), newImage(ns, "stuck", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	img := waitPhase(t, cl, ns, "stuck", v1alpha1.NixImageFailed)
+	if !strings.Contains(img.Status.Message, "DeadlineExceeded") {
+		t.Errorf("message %q does not give the Job's reason", img.Status.Message)
+	}
+	var jobs batchv1.JobList
+	if err := newClient(t).List(context.Background(), &jobs, client.InNamespace(ns), client.MatchingLabels{labelNixImage: "stuck"}); err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("%d Jobs, %v", len(jobs.Items), err)
+	}
+	rules := jobs.Items[0].Spec.PodFailurePolicy
+	if rules == nil || len(rules.Rules) != 1 || rules.Rules[0].Action != batchv1.PodFailurePolicyActionIgnore ||
+		rules.Rules[0].OnPodConditions[0].Type != corev1.DisruptionTarget {
+		t.Errorf("pod failure policy %+v, want disruptions ignored", rules)
+	}
+}
+
 // Build Jobs beyond --max-builds wait, Pending, saying so; a slot that
 // frees up starts the next.
 func TestJobBuildsAreBounded(t *testing.T) {
