@@ -126,7 +126,7 @@ func (b *Builder) remember(ctx context.Context, key string, build func(context.C
 		if err != nil {
 			return nil, err
 		}
-		if err := b.fits(key, a); err != nil {
+		if err := b.fits(a); err != nil {
 			return nil, err
 		}
 		b.stats.artifacts.Add(1)
@@ -144,7 +144,7 @@ var ErrCacheTooSmall = errors.New("raise --cache-size")
 // last layers evicted its first, and every pull would make it again, and
 // fail. An artifact that fits but lost a blob to other work meanwhile is
 // fine: serving that blob makes it again.
-func (b *Builder) fits(key string, a *Artifact) error {
+func (b *Builder) fits(a *Artifact) error {
 	size := a.cachedSize()
 	if size <= b.Cache.maxBytes {
 		return nil
@@ -152,8 +152,8 @@ func (b *Builder) fits(key string, a *Artifact) error {
 	for _, d := range a.Blobs() {
 		if _, ok := b.Cache.Stat(d); !ok {
 			name := a.StorePath
-			if name == "" {
-				name = strings.ReplaceAll(strings.TrimPrefix(key, "packages\x00"), "\x00", " ")
+			if name == "" && a.Image != nil {
+				name = strings.Join(a.Image.Roots, " ") // packages together
 			}
 			return fmt.Errorf("%s: the image's layers, configs and manifests take %d bytes, more than the layer cache's bound of %d: %w", name, size, b.Cache.maxBytes, ErrCacheTooSmall)
 		}
