@@ -12,24 +12,33 @@ import (
 	"github.com/kix-project/kix/test/fixture"
 )
 
+// serveFolder serves the folder of tc through handle, which is given the
+// plain file server, and returns a BinaryCache over it trusting tc's key.
+func serveFolder(t *testing.T, tc *testCache, opts BinaryCacheOptions, handle func(files http.Handler, w http.ResponseWriter, r *http.Request)) *BinaryCache {
+	t.Helper()
+	files := http.FileServer(http.Dir(tc.Dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(files, w, r) }))
+	t.Cleanup(srv.Close)
+	opts.TrustedKeys = []string{tc.Key.Public}
+	c, err := NewBinaryCache(srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // flakyCache serves the folder of tc, answering 503 to the first fail
 // requests whose path has the suffix, and counts those requests.
 func flakyCache(t *testing.T, tc *testCache, suffix string, fail int64) (*BinaryCache, *atomic.Int64) {
 	t.Helper()
 	var seen atomic.Int64
-	files := http.FileServer(http.Dir(tc.Dir))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := serveFolder(t, tc, BinaryCacheOptions{}, func(files http.Handler, w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, suffix) && seen.Add(1) <= fail {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
 		files.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c, err := NewBinaryCache(srv.URL, BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	return c, &seen
 }
 
@@ -76,10 +85,10 @@ func TestBinaryCacheRemembersItIsDown(t *testing.T) {
 func TestBinaryCacheSharedDownloadOutlivesItsStarter(t *testing.T) {
 	hello := fixture.Build(t, "hello")
 	tc := newTestCache(t, "none", hello)
-	files := http.FileServer(http.Dir(tc.Dir))
 	arrived, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
 	var nars atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := serveFolder(t, tc, BinaryCacheOptions{CacheDir: t.TempDir()}, func(files http.Handler, w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/nar/") && nars.Add(1) == 1 {
 			close(arrived)
 			select { // the first download hangs until its client goes away
@@ -89,13 +98,7 @@ func TestBinaryCacheSharedDownloadOutlivesItsStarter(t *testing.T) {
 			return
 		}
 		files.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	defer close(release)
-	c, err := NewBinaryCache(srv.URL, BinaryCacheOptions{TrustedKeys: []string{tc.Key.Public}, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	starter, giveUp := context.WithCancel(context.Background())
 	started := make(chan error, 1)
 	go func() {
