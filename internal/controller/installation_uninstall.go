@@ -146,8 +146,9 @@ func (r *InstallationReconciler) keptAtUninstall(inst *v1alpha1.Installation, cs
 // its namespace, which the namespace's deletion does not take: the failing
 // objects elsewhere (each failure about an object is a
 // *deploy.ObjectError), and, when a failure names no object (the
-// inventory or a list was refused), the other namespaces and cluster-wide
-// kinds the inventory records, read with the controller's own rights.
+// inventory or a list was refused), the members the controller still
+// finds, with its own rights, in the other namespaces and cluster-wide
+// kinds the inventory (or the status, see inventoryRecord) records.
 func (r *InstallationReconciler) outside(ctx context.Context, inst *v1alpha1.Installation, inv deploy.Inventory, err error) ([]string, error) {
 	ids, unnamed := failedObjects(err)
 	var out []string
